@@ -13,15 +13,16 @@ import numpy as np
 import torch
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import matplotlib.pyplot as plt
 
 # %% auto #0
 __all__ = ['CACHE_FORMAT', 'MOVE_STATES', 'STATE_CODES', 'BALABIT_URL', 'SYNTH_DEFAULTS', 'FEATURE_NAMES', 'SPLITS',
            'CacheConfig', 'DataFormatError', 'StaleCacheError', 'Session', 'SkipLog', 'read_session_csv',
            'clean_session', 'find_session_files', 'download_balabit', 'synthetic_sessions', 'write_balabit_session',
            'Gesture', 'Gestures', 'segment_session', 'gesture_features', 'standardize_features', 'split_sessions',
-           'estimate_tick', 'cache_fingerprint', 'timing_stats', 'build_cache', 'load_manifest', 'load_timing_cache',
-           'load_stats', 'check_cache', 'cache_summary', 'build_cache_cli', 'ft_build_cache', 'plot_cache',
-           'length_coverage', 'plot_thresholds']
+           'estimate_tick', 'cache_fingerprint', 'CheckpointError', 'save_atomic', 'load_weights_only', 'timing_stats',
+           'build_cache', 'load_manifest', 'load_timing_cache', 'load_stats', 'check_cache', 'cache_summary',
+           'build_cache_cli', 'ft_build_cache', 'plot_cache', 'length_coverage', 'plot_thresholds']
 
 # %% ../nbs/00_cache.ipynb #44b99688
 CACHE_FORMAT = 1  # bump when the layout of the cache files changes
@@ -370,7 +371,7 @@ def gesture_features(dxdy: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     dxdy = torch.as_tensor(dxdy, dtype=torch.float32); m = torch.as_tensor(mask).to(dxdy.dtype)
     T = dxdy.shape[1]
     d = dxdy * m[..., None]
-    step = d.norm(dim=-1)                                   # |Δp_i|
+    step = torch.hypot(d[..., 0], d[..., 1])                # |Δp_i|
     path = step.sum(1)                                      # Σ|Δp_i|
     net = d.sum(1); dist = net.norm(dim=-1)                 # |Σ Δp_i|
     ang = torch.atan2(net[:, 1], net[:, 0])                 # screen coordinates: +y points down
@@ -439,10 +440,29 @@ def cache_fingerprint(source: str, cfg: CacheConfig, synth: dict = None) -> str:
                           'code': __version__}, sort_keys=True, default=str)
     return hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
 
-def _save(obj, path):
-    "Atomic, deterministic torch.save (temp file + rename)."
-    path = Path(path); tmp = path.with_suffix(path.suffix + '.tmp')
-    torch.save(obj, tmp); os.replace(tmp, path)
+class CheckpointError(RuntimeError):
+    "A checkpoint that is unreadable, of another format, or made for other data or shapes."
+
+def save_atomic(obj, path) -> Path:
+    "torch.save `obj` to `path` atomically: a temporary file beside it, fsync, then `os.replace` (never a half-written file)."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, 'wb') as f:
+            torch.save(obj, f); f.flush(); os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists(): tmp.unlink()
+    return path
+
+def load_weights_only(path, what='checkpoint', error=CheckpointError, map_location='cpu'):
+    "torch.load(weights_only=True) with one clear `error` for a missing, corrupt or unreadable `what`."
+    path = Path(path)
+    if not path.exists(): raise error(f"{path}: no such {what}")
+    try: return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:
+        raise error(f"{path}: corrupt or unreadable {what} ({type(e).__name__}: {str(e)[:200]}); "
+                    "delete it, or rebuild / retrain") from e
 
 # %% ../nbs/00_cache.ipynb #63dc50b0
 def _pack(gs: Gestures, T):
@@ -477,9 +497,10 @@ def _std(x, dim=None):
 def timing_stats(split: dict, tick: float, floor: float, n_users: int) -> dict:
     "Train-positive statistics: log-duration μ/σ, mean profile, per-step variance, Δt median, geometry and feature moments."
     pos = split['positive'] == 1
-    logD, w, m, dt, dxdy = (split[k][pos] for k in ('log_duration', 'profile', 'mask', 'dt', 'dxdy'))
+    sel = (lambda v: v) if bool(pos.all()) else (lambda v: v[pos])          # no copy when every gesture is positive
+    logD, w, m, dt, dxdy = (sel(split[k]) for k in ('log_duration', 'profile', 'mask', 'dt', 'dxdy'))
     valid = dxdy[m].double()
-    f = split['features'][pos].double()
+    f = sel(split['features']).double()
     dtv = dt[m]
     return {'mu_D': float(logD.double().mean()), 'sigma_D': float(_std(logD.double())),
             'mean_profile': w.double().mean(0).float(), 'var_profile': _std(w.double(), 0).pow(2).float(),
@@ -537,9 +558,9 @@ def build_cache(dataset='synthetic', data_dir=None, out='data/cache', T=64, seed
     if cdir.exists(): shutil.rmtree(cdir)
     cdir.mkdir(parents=True)
     for s, d in splits.items():
-        _save({**d, 'feature_names': list(FEATURE_NAMES), 'users': users, 'sessions': sessions_, 'stats': stats,
+        save_atomic({**d, 'feature_names': list(FEATURE_NAMES), 'users': users, 'sessions': sessions_, 'stats': stats,
                'fingerprint': fp, 'split': s}, cdir/f'{s}_timing.pt')
-    _save(stats, cdir/'stats.pt')
+    save_atomic(stats, cdir/'stats.pt')
     manifest = {'dataset': dataset, 'id': ds_id, 'fingerprint': fp, 'config': asdict(cfg), 'source': source,
                 'synthetic': synth if dataset == 'synthetic' else None, 'data_dir': None if data_dir is None else str(data_dir),
                 'users': users, 'n_sessions': len(sessions),
@@ -564,8 +585,7 @@ def load_timing_cache(cache_dir, split='train', fingerprint: str = None) -> dict
     want = fingerprint or man['fingerprint']
     p = cache_dir/f'{split}_timing.pt'
     if not p.exists(): raise FileNotFoundError(f"{p}: split {split!r} is not in this cache (it has {[s for s in SPLITS if (cache_dir/f'{s}_timing.pt').exists()]})")
-    try: d = torch.load(p, weights_only=True)
-    except Exception as e: raise StaleCacheError(f"{p}: corrupt cache file ({type(e).__name__}: {e}); rebuild with --rebuild") from e
+    d = load_weights_only(p, 'cache file (rebuild with --rebuild)', StaleCacheError)
     if d.get('fingerprint') != want:
         raise StaleCacheError(f"{p}: fingerprint {d.get('fingerprint')} does not match {want}; the cache is stale — rebuild it")
     return d

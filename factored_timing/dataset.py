@@ -12,7 +12,7 @@ from torch.utils.data import Dataset, DataLoader
 from .cache import load_timing_cache, standardize_features, gesture_features
 
 # %% auto #0
-__all__ = ['GestureDataset', 'TimingDataset', 'plot_batch']
+__all__ = ['normalize', 'denormalize', 'GestureDataset', 'TimingDataset', 'plot_batch']
 
 # %% ../nbs/01_dataset.ipynb #22d2b478
 def _rotate(dxdy: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
@@ -40,6 +40,18 @@ def _moments(x: torch.Tensor, mask: torch.Tensor):
     return v.mean(0).float(), v.std(0).clamp_min(1e-3).float()
 
 # %% ../nbs/01_dataset.ipynb #7762e2f4
+def _geom(stats, key, ref):
+    return torch.as_tensor(stats[key], dtype=ref.dtype, device=ref.device)
+
+def normalize(dxdy, mask, stats):
+    "Pixel deltas [...,T,2] → normalised with `stats['geom_mean']`/`stats['geom_std']`; zero on padding."
+    return (dxdy - _geom(stats, 'geom_mean', dxdy)) / _geom(stats, 'geom_std', dxdy) * torch.as_tensor(mask)[..., None].to(dxdy.dtype)
+
+def denormalize(x, mask, stats):
+    "Normalised deltas [...,T,2] → pixels (inverse of `normalize`); zero on padding."
+    return (x * _geom(stats, 'geom_std', x) + _geom(stats, 'geom_mean', x)) * torch.as_tensor(mask)[..., None].to(x.dtype)
+
+# %% ../nbs/01_dataset.ipynb #d452ccce
 class GestureDataset(Dataset):
     "Normalised (Δx, Δy) [T,2] + mask + conditioning of one split of a timing cache; Δt is dropped."
     def __init__(self, cache_dir, split='train', normalize_sequences=True, canonicalize_path=False,
@@ -69,15 +81,17 @@ class GestureDataset(Dataset):
         if self.canonicalize_path: dxdy = _rotate(dxdy, -angle)
         return dxdy
 
+    @property
+    def geom_stats(self): return {'geom_mean': self.mean, 'geom_std': self.std}
+
     def normalize(self, dxdy, mask):
         "Pixels → normalised, zero on padding."
-        x = (dxdy - self.mean) / self.std if self.normalize_sequences else dxdy
-        return x * mask[..., None]
+        return normalize(dxdy, mask, self.geom_stats) if self.normalize_sequences else dxdy * mask[..., None]
 
     def denormalize(self, x, mask=None, angle=None):
         "Normalised → pixels (zero on padding when `mask` is given); rotates back when the path was canonicalised."
-        d = x * self.std + self.mean if self.normalize_sequences else x
-        if mask is not None: d = d * torch.as_tensor(mask)[..., None]
+        m = torch.ones(x.shape[:-1], dtype=torch.bool) if mask is None else mask
+        d = denormalize(x, m, self.geom_stats) if self.normalize_sequences else x * torch.as_tensor(m)[..., None]
         if angle is not None: d = _rotate(d, torch.as_tensor(angle))
         return d
 
