@@ -473,17 +473,16 @@ def _pack(gs: Gestures, T):
     dxdy[row, col], dt[row, col], mask[row, col] = gs.dxdy, gs.dt, True
     return dxdy, dt, mask
 
-def _split_tensors(gs: Gestures, T, users, sessions, floor):
-    "The tensors of one split: geometry, Δt, D, w, the dequantised Dirichlet target w̃, features, ids."
+def _split_tensors(gs: Gestures, T, users, sessions):
+    "The tensors of one split: geometry, Δt, D, w, features, ids (the Dirichlet target w̃ is derived on load)."
     dxdy, dt, mask = _pack(gs, T)
     D, L = dt.sum(1), mask.sum(1)
     w = dt / D[:, None]                                        # exact profile; zero on padding since Δt is
-    wt = (dt + floor * mask) / (D + L * floor)[:, None]        # w̃ = (Δt + δ) / (D + Lδ) on valid steps, 0 on padding
     uid = {u: i for i, u in enumerate(users)}; sid = {k: i for i, k in enumerate(sessions)}
     return {'dxdy': torch.from_numpy(dxdy), 'dt': torch.from_numpy(dt.astype(np.float32)),
             'mask': torch.from_numpy(mask), 'lengths': torch.from_numpy(L.astype(np.int64)),
             'duration': torch.from_numpy(D.astype(np.float32)), 'log_duration': torch.from_numpy(np.log(D).astype(np.float32)),
-            'profile': torch.from_numpy(w.astype(np.float32)), 'profile_target': torch.from_numpy(wt.astype(np.float32)),
+            'profile': torch.from_numpy(w.astype(np.float32)),
             'features': gesture_features(torch.from_numpy(dxdy), torch.from_numpy(mask)),
             'user': torch.tensor([uid[u] for u in gs.user], dtype=torch.int64),
             'session': torch.tensor([sid[f'{u}/{s}'] for u, s in zip(gs.user, gs.session)], dtype=torch.int64),
@@ -522,9 +521,28 @@ def _load_sessions(dataset, data_dir, cfg, synth, skips):
     if dataset not in ('balabit', 'csv'): raise ValueError(f"unknown dataset {dataset!r}; use 'synthetic', 'balabit' or 'csv'")
     if data_dir is None: raise ValueError(f"dataset {dataset!r} needs data_dir (e.g. ../shared/data/balabit)")
     files = find_session_files(data_dir)
-    sessions = [s for u, p in files if (s := read_session_csv(p, user=u, cfg=cfg, skips=skips)) is not None]
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(1) as ex:
+        digest = ex.submit(_hash_files, files)     # hashlib releases the GIL: hashing overlaps the parse
+        sessions = [s for u, p in files if (s := read_session_csv(p, user=u, cfg=cfg, skips=skips)) is not None]
+        source = digest.result()
     if not sessions: raise DataFormatError(f"{data_dir}: none of the {len(files)} session files holds events")
-    return sessions, _hash_files(files)
+    return sessions, source
+
+def _to_disk(d):
+    "What a split file stores: whole-pixel deltas as int16, and not the Dirichlet target (derived from Δt on load)."
+    d = {k: v for k, v in d.items() if k != 'profile_target'}
+    px = d['dxdy']
+    if px.numel() and bool((px == px.round()).all()) and float(px.abs().max()) < 2**15: d["dxdy"] = px.to(torch.int16)
+    return d
+
+def _from_disk(d):
+    "The split dict of the data contract: float32 deltas, and w̃ = (Δt + δ)/(D + Lδ) from Δt and the stored floor δ."
+    d['dxdy'] = d['dxdy'].float()
+    floor, m = float(d['stats']['floor']), d['mask']
+    dt = d['dt'].double()
+    d['profile_target'] = ((dt + floor * m) / (dt.sum(1) + d['lengths'] * floor)[:, None]).float()
+    return d
 
 def build_cache(dataset='synthetic', data_dir=None, out='data/cache', T=64, seed=0, rebuild=False,
                 synth: dict = None, verbose=False, **cfg_kw) -> Path:
@@ -553,14 +571,16 @@ def build_cache(dataset='synthetic', data_dir=None, out='data/cache', T=64, seed
     if not len(by['train']): raise DataFormatError(f"{dataset}: the train split is empty")
     tick = cfg.tick if cfg.tick is not None else estimate_tick(by['train'].dt)[0]
     floor = tick / 2 if tick > 0 else 5e-4
-    splits = {s: _split_tensors(by[s], T, users, sessions_, floor) for s in SPLITS if len(by[s])}
+    splits = {s: _split_tensors(by[s], T, users, sessions_) for s in SPLITS if len(by[s])}
     stats = timing_stats(splits['train'], tick, floor, len(users))
     if cdir.exists(): shutil.rmtree(cdir)
     cdir.mkdir(parents=True)
-    for s, d in splits.items():
-        save_atomic({**d, 'feature_names': list(FEATURE_NAMES), 'users': users, 'sessions': sessions_, 'stats': stats,
-               'fingerprint': fp, 'split': s}, cdir/f'{s}_timing.pt')
-    save_atomic(stats, cdir/'stats.pt')
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(4) as ex:                     # file writes overlap (I/O releases the GIL)
+        jobs = [ex.submit(save_atomic, {**_to_disk(d), 'feature_names': list(FEATURE_NAMES), 'users': users, 'sessions': sessions_,
+                                        'stats': stats, 'fingerprint': fp, 'split': s}, cdir/f'{s}_timing.pt') for s, d in splits.items()]
+        jobs.append(ex.submit(save_atomic, stats, cdir/'stats.pt'))
+        for j in jobs: j.result()
     manifest = {'dataset': dataset, 'id': ds_id, 'fingerprint': fp, 'config': asdict(cfg), 'source': source,
                 'synthetic': synth if dataset == 'synthetic' else None, 'data_dir': None if data_dir is None else str(data_dir),
                 'users': users, 'n_sessions': len(sessions),
@@ -588,7 +608,7 @@ def load_timing_cache(cache_dir, split='train', fingerprint: str = None) -> dict
     d = load_weights_only(p, 'cache file (rebuild with --rebuild)', StaleCacheError)
     if d.get('fingerprint') != want:
         raise StaleCacheError(f"{p}: fingerprint {d.get('fingerprint')} does not match {want}; the cache is stale — rebuild it")
-    return d
+    return _from_disk(d)
 
 def load_stats(cache_dir) -> dict:
     "Train-positive statistics of a cache (`stats.pt`)."

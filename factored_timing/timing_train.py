@@ -346,8 +346,6 @@ def acceptance(res:dict, tol:float=0.10, ks_max:float=0.05) -> dict:
 # %% ../nbs/03_timing_train.ipynb #0eb80f65
 def plot_compare(res:dict, path=None):
     "Three panels of a `compare_timing` result: D, Δt and the mean profile, real vs sampled; saved when `path`."
-    import matplotlib
-    if path is not None: matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     a = res['_arrays']
     fig, axs = plt.subplots(1, 3, figsize=(15, 3.6))
