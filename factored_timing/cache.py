@@ -16,7 +16,7 @@ import pyarrow.csv as pacsv
 import matplotlib.pyplot as plt
 
 # %% auto #0
-__all__ = ['CACHE_FORMAT', 'MOVE_STATES', 'STATE_CODES', 'BALABIT_URL', 'SYNTH_DEFAULTS', 'FEATURE_NAMES', 'SPLITS',
+__all__ = ['CACHE_FORMAT', 'MOVE_STATES', 'STATE_CODES', 'BALABIT_URL', 'SYNTH_DEFAULTS', 'FEATURE_NAMES', 'SPLITS', 'STEP_KEYS',
            'CacheConfig', 'DataFormatError', 'StaleCacheError', 'Session', 'SkipLog', 'read_session_csv',
            'clean_session', 'find_session_files', 'download_balabit', 'synthetic_sessions', 'write_balabit_session',
            'Gesture', 'Gestures', 'segment_session', 'gesture_features', 'standardize_features', 'split_sessions',
@@ -529,19 +529,27 @@ def _load_sessions(dataset, data_dir, cfg, synth, skips):
     if not sessions: raise DataFormatError(f"{data_dir}: none of the {len(files)} session files holds events")
     return sessions, source
 
+STEP_KEYS = ('dxdy', 'dt', 'profile')   # stored ragged: only the valid steps, re-padded on load
+
 def _to_disk(d):
-    "What a split file stores: whole-pixel deltas as int16, and not the Dirichlet target (derived from Δt on load)."
-    d = {k: v for k, v in d.items() if k != 'profile_target'}
-    px = d['dxdy']
-    if px.numel() and bool((px == px.round()).all()) and float(px.abs().max()) < 2**15: d["dxdy"] = px.to(torch.int16)
-    return d
+    "What a split file stores: the valid steps only (no padding; whole-pixel deltas as int16), no mask, no Dirichlet target."
+    m = d['mask']
+    out = {k: v for k, v in d.items() if k not in (*STEP_KEYS, 'mask', 'profile_target')}
+    out.update({f'steps_{k}': d[k][m] for k in STEP_KEYS})
+    px = out['steps_dxdy']
+    if px.numel() and bool((px == px.round()).all()) and float(px.abs().max()) < 2**15: out['steps_dxdy'] = px.to(torch.int16)
+    return out
 
 def _from_disk(d):
-    "The split dict of the data contract: float32 deltas, and w̃ = (Δt + δ)/(D + Lδ) from Δt and the stored floor δ."
-    d['dxdy'] = d['dxdy'].float()
-    floor, m = float(d['stats']['floor']), d['mask']
+    "The split dict of the data contract: padded [N,T] tensors, the mask, and w̃ = (Δt + δ)/(D + Lδ) from Δt and the floor δ."
+    T, L = int(d['stats']['T']), d['lengths']
+    m = torch.arange(T)[None] < L[:, None]
+    for k in STEP_KEYS:
+        v = d.pop(f'steps_{k}').float()
+        full = torch.zeros((len(L), T, *v.shape[1:]), dtype=torch.float32); full[m] = v; d[k] = full
+    d['mask'], floor = m, float(d['stats']['floor'])
     dt = d['dt'].double()
-    d['profile_target'] = ((dt + floor * m) / (dt.sum(1) + d['lengths'] * floor)[:, None]).float()
+    d['profile_target'] = ((dt + floor * m) / (dt.sum(1) + L * floor)[:, None]).float()
     return d
 
 def build_cache(dataset='synthetic', data_dir=None, out='data/cache', T=64, seed=0, rebuild=False,
