@@ -123,10 +123,11 @@ def _timing_features(dxdy_px, mask, stats):
     "Standardised conditioning features computed from (generated) pixel geometry, exactly as the cache computes them."
     return standardize_features(gesture_features(dxdy_px, mask), stats)
 
-def _sample_timing(sampler, features, user, mask, deterministic, **kw):
+def _sample_timing(sampler, features, user, mask, deterministic, dxdy=None, **kw):
     "The one call into the timing sampler (`timing_heads.TimingModel.sample(cond, deterministic, ...)`); returns CPU float64 (D [B], w [B,T])."
     dev = next(sampler.parameters()).device if isinstance(sampler, torch.nn.Module) else torch.device('cpu')
     cond = {'features': features.to(dev), 'mask': mask.to(dev)}
+    if dxdy is not None: cond['dxdy'] = dxdy.to(dev)           # pixel steps, for samplers that read step geometry
     if user is not None: cond['user'] = torch.as_tensor(user).long().to(dev)
     D, w = sampler.sample(cond, deterministic=deterministic, **kw)
     return torch.as_tensor(D).double().cpu(), torch.as_tensor(w).double().cpu()
@@ -157,7 +158,7 @@ def compose_spatiotemporal_sequence(geom, cond, sampler, timing_cfg) -> SpatioTe
     with torch.no_grad(), torch.random.fork_rng(enabled=cfg.seed is not None):
         if cfg.seed is not None: torch.manual_seed(cfg.seed)
         feats = _timing_features(dxdy, mask, stats)
-        D, w = _sample_timing(sampler, feats, user, mask, cfg.deterministic, **cfg.sample_kw)
+        D, w = _sample_timing(sampler, feats, user, mask, cfg.deterministic, dxdy=dxdy, **cfg.sample_kw)
     D = D.reshape(-1)
     if D.shape != (B,) or w.shape != (B, T): raise ValueError(f"sampler returned D {tuple(D.shape)}, w {tuple(w.shape)}; expected ({B},), ({B},{T})")
     if not (torch.isfinite(D).all() and (D > 0).all()): raise ValueError("sampled durations must be finite and > 0")

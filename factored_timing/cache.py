@@ -16,13 +16,14 @@ import pyarrow.csv as pacsv
 import matplotlib.pyplot as plt
 
 # %% auto #0
-__all__ = ['CACHE_FORMAT', 'MOVE_STATES', 'STATE_CODES', 'BALABIT_URL', 'SYNTH_DEFAULTS', 'FEATURE_NAMES', 'SPLITS', 'STEP_KEYS',
+__all__ = ['CACHE_FORMAT', 'MOVE_STATES', 'STATE_CODES', 'BALABIT_URL', 'SYNTH_DEFAULTS', 'FEATURE_NAMES', 'STEP_KEYS', 'SPLITS',
            'CacheConfig', 'DataFormatError', 'StaleCacheError', 'Session', 'SkipLog', 'read_session_csv',
            'clean_session', 'find_session_files', 'download_balabit', 'synthetic_sessions', 'write_balabit_session',
-           'Gesture', 'Gestures', 'segment_session', 'gesture_features', 'standardize_features', 'split_sessions',
-           'estimate_tick', 'cache_fingerprint', 'CheckpointError', 'save_atomic', 'load_weights_only', 'timing_stats',
-           'build_cache', 'load_manifest', 'load_timing_cache', 'load_stats', 'check_cache', 'cache_summary',
-           'build_cache_cli', 'ft_build_cache', 'plot_cache', 'length_coverage', 'plot_thresholds']
+           'Gesture', 'Gestures', 'segment_session', 'gesture_features_from_steps', 'gesture_features',
+           'standardize_features', 'split_sessions', 'estimate_tick', 'cache_fingerprint', 'CheckpointError',
+           'save_atomic', 'load_weights_only', 'timing_stats', 'build_cache', 'load_manifest', 'load_timing_cache',
+           'load_stats', 'check_cache', 'cache_summary', 'build_cache_cli', 'ft_build_cache', 'plot_cache',
+           'length_coverage', 'plot_thresholds']
 
 # %% ../nbs/00_cache.ipynb #44b99688
 CACHE_FORMAT = 1  # bump when the layout of the cache files changes
@@ -97,13 +98,13 @@ def _check_header(path, cfg):
     if missing: raise DataFormatError(f"{path}:1: missing column(s) {missing}; header is {header}")
     return header
 
-def _read_fast(path, cfg):
-    "pyarrow parse with typed columns; None when any row needs the slow path."
+def _read_fast(path, cfg, use_threads=True):
+    "pyarrow parse with typed columns (`use_threads`: pyarrow's own threads within the file); None when any row needs the slow path."
     bad = []
     def handler(row): bad.append(row); return 'skip'
     cols = _required_columns(cfg)
     try:
-        tbl = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(invalid_row_handler=handler),
+        tbl = pacsv.read_csv(path, read_options=pacsv.ReadOptions(use_threads=use_threads), parse_options=pacsv.ParseOptions(invalid_row_handler=handler),
                              convert_options=pacsv.ConvertOptions(include_columns=cols,
                                  column_types={cfg.time_col: pa.float64(), 'x': pa.float64(), 'y': pa.float64(),
                                                'state': pa.dictionary(pa.int32(), pa.string())}))
@@ -135,7 +136,8 @@ def _read_slow(path, cfg, header):
             codes, np.array(lines, dtype=np.int64), bad)
 
 # %% ../nbs/00_cache.ipynb #fdf7bd68
-def read_session_csv(path, user=None, cfg: CacheConfig = None, skips: SkipLog = None) -> Session | None:
+def read_session_csv(path, user=None, cfg: CacheConfig = None, skips: SkipLog = None,
+                     use_threads=True) -> Session | None:   # False when the caller already reads several files at once
     "Read one raw session log by column name; returns None (counted in `skips`) for a file with no events."
     cfg, skips = cfg or CacheConfig(), skips if skips is not None else SkipLog()
     path = Path(path)
@@ -144,7 +146,7 @@ def read_session_csv(path, user=None, cfg: CacheConfig = None, skips: SkipLog = 
     if header is None:
         if cfg.on_bad == 'raise': raise DataFormatError(f"{path}: empty file")
         skips.add('empty_file', [str(path)]); return None
-    res = _read_fast(path, cfg) or _read_slow(path, cfg, header)
+    res = _read_fast(path, cfg, use_threads) or _read_slow(path, cfg, header)
     t, x, y, st, lines, bad = res
     if bad:
         if cfg.on_bad == 'raise': raise DataFormatError(f"{path}:{bad[0][0]}: {bad[0][1]}")
@@ -366,28 +368,34 @@ def segment_session(sess: Session, cfg: CacheConfig = None, skips: SkipLog = Non
 FEATURE_NAMES = ['log_path_length', 'log_net_distance', 'net_cos', 'net_sin', 'straightness', 'mean_abs_turn',
                  *[f'octant_{i}' for i in range(8)], 'frac_steps', 'log_steps']
 
-def gesture_features(dxdy: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    "Raw conditioning features [B,F] of paths `dxdy` [B,T,2] (pixels) with valid-step `mask` [B,T]."
-    dxdy = torch.as_tensor(dxdy, dtype=torch.float32); m = torch.as_tensor(mask).to(dxdy.dtype)
-    T = dxdy.shape[1]
-    d = dxdy * m[..., None]
-    step = torch.hypot(d[..., 0], d[..., 1])                # |Δp_i|
-    path = step.sum(1)                                      # Σ|Δp_i|
-    net = d.sum(1); dist = net.norm(dim=-1)                 # |Σ Δp_i|
+def gesture_features_from_steps(steps: torch.Tensor, lengths: torch.Tensor, T: int) -> torch.Tensor:
+    "Raw conditioning features [N,F] of N gestures given flat: their valid steps `steps` [S,2] (pixels, gesture after gesture) and `lengths` [N]."
+    d = torch.as_tensor(steps, dtype=torch.float32); L = torch.as_tensor(lengths, dtype=torch.int64, device=d.device)
+    N = len(L)
+    seg = torch.repeat_interleave(torch.arange(N, device=d.device), L)      # the gesture of each step
+    per_gesture = lambda v, at=seg: torch.zeros((N, *v.shape[1:]), dtype=v.dtype, device=d.device).index_add_(0, at, v)
+    step = torch.hypot(d[:, 0], d[:, 1])                    # |Δp_i|
+    path = per_gesture(step)                                # Σ|Δp_i|
+    net = per_gesture(d); dist = net.norm(dim=-1)           # |Σ Δp_i|
     ang = torch.atan2(net[:, 1], net[:, 0])                 # screen coordinates: +y points down
     moved = dist > 0
     cos = torch.where(moved, torch.cos(ang), torch.zeros_like(ang)); sin = torch.where(moved, torch.sin(ang), torch.zeros_like(ang))
     straight = torch.where(path > 0, dist / path.clamp_min(1e-9), torch.zeros_like(path)).clamp(0, 1)
-    # curvature: mean |turn angle| between consecutive steps that both move; turn = atan2(a × b, a · b)
-    a_, b_ = d[:, :-1], d[:, 1:]
-    turn = torch.atan2(a_[..., 0] * b_[..., 1] - a_[..., 1] * b_[..., 0], (a_ * b_).sum(-1))
-    ok = ((step[:, 1:] > 0) & (step[:, :-1] > 0)).to(d.dtype)
-    mean_turn = (turn.abs() * ok).sum(1) / ok.sum(1).clamp_min(1)
+    # curvature: mean |turn angle| between consecutive steps of a gesture that both move; turn = atan2(a × b, a · b)
+    a_, b_ = d[:-1], d[1:]
+    turn = torch.atan2(a_[:, 0] * b_[:, 1] - a_[:, 1] * b_[:, 0], (a_ * b_).sum(-1))
+    ok = ((seg[:-1] == seg[1:]) & (step[:-1] > 0) & (step[1:] > 0)).to(d.dtype)
+    mean_turn = per_gesture(turn.abs() * ok, seg[:-1]) / per_gesture(ok, seg[:-1]).clamp_min(1)
     octant = torch.floor(torch.remainder(ang, 2 * math.pi) / (math.pi / 4)).long().clamp(0, 7)
     oct1h = torch.nn.functional.one_hot(octant, 8).to(d.dtype) * moved[:, None]
-    L = m.sum(1)
+    Lf = L.to(d.dtype)
     return torch.cat([torch.log1p(path)[:, None], torch.log1p(dist)[:, None], cos[:, None], sin[:, None],
-                      straight[:, None], mean_turn[:, None], oct1h, (L / T)[:, None], torch.log(L.clamp_min(1))[:, None]], 1)
+                      straight[:, None], mean_turn[:, None], oct1h, (Lf / T)[:, None], torch.log(Lf.clamp_min(1))[:, None]], 1)
+
+def gesture_features(dxdy: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    "Raw conditioning features [B,F] of paths `dxdy` [B,T,2] (pixels) with valid-step `mask` [B,T] (the first L steps of each row)."
+    dxdy = torch.as_tensor(dxdy, dtype=torch.float32); mask = torch.as_tensor(mask, device=dxdy.device).bool()
+    return gesture_features_from_steps(dxdy[mask], mask.sum(1), dxdy.shape[1])
 
 def standardize_features(features, stats) -> torch.Tensor:
     "(features − mean) / std with the train-positive statistics of a cache."
@@ -465,27 +473,21 @@ def load_weights_only(path, what='checkpoint', error=CheckpointError, map_locati
                     "delete it, or rebuild / retrain") from e
 
 # %% ../nbs/00_cache.ipynb #63dc50b0
-def _pack(gs: Gestures, T):
-    "Pad gestures into [N,T,·] arrays (zeros beyond each length) and the valid-step mask."
-    N, n = len(gs), gs.lengths
-    row = np.repeat(np.arange(N), n); col = np.arange(int(n.sum())) - np.repeat(gs.offsets, n)
-    dxdy = np.zeros((N, T, 2), np.float32); dt = np.zeros((N, T), np.float64); mask = np.zeros((N, T), bool)
-    dxdy[row, col], dt[row, col], mask[row, col] = gs.dxdy, gs.dt, True
-    return dxdy, dt, mask
+STEP_KEYS = ('dxdy', 'dt', 'profile')   # stored ragged: only the valid steps, re-padded on load
 
-def _split_tensors(gs: Gestures, T, users, sessions):
-    "The tensors of one split: geometry, Δt, D, w, features, ids (the Dirichlet target w̃ is derived on load)."
-    dxdy, dt, mask = _pack(gs, T)
-    D, L = dt.sum(1), mask.sum(1)
-    w = dt / D[:, None]                                        # exact profile; zero on padding since Δt is
-    uid = {u: i for i, u in enumerate(users)}; sid = {k: i for i, k in enumerate(sessions)}
-    return {'dxdy': torch.from_numpy(dxdy), 'dt': torch.from_numpy(dt.astype(np.float32)),
-            'mask': torch.from_numpy(mask), 'lengths': torch.from_numpy(L.astype(np.int64)),
+def _split_tensors(gs: Gestures, T, user_ids, session_ids):
+    """What a split file stores: the valid steps only, flat (`steps_dxdy` as whole-pixel int16 when exact, `steps_dt`, `steps_profile`),
+    per-gesture lengths, D, log D, features and ids. No padding, no mask, no Dirichlet target: `_from_disk` derives them."""
+    L = gs.lengths
+    D = np.add.reduceat(gs.dt, gs.offsets)                      # D = ΣΔt per gesture (every gesture has ≥ 1 step)
+    w = gs.dt / np.repeat(D, L)                                 # exact profile w = Δt / D on the valid steps
+    px = gs.dxdy
+    if px.size and np.abs(px).max() < 2**15 and (px == np.round(px)).all(): px = px.astype(np.int16)
+    return {'steps_dxdy': torch.from_numpy(px), 'steps_dt': torch.from_numpy(gs.dt.astype(np.float32)),
+            'steps_profile': torch.from_numpy(w.astype(np.float32)), 'lengths': torch.from_numpy(L.astype(np.int64)),
             'duration': torch.from_numpy(D.astype(np.float32)), 'log_duration': torch.from_numpy(np.log(D).astype(np.float32)),
-            'profile': torch.from_numpy(w.astype(np.float32)),
-            'features': gesture_features(torch.from_numpy(dxdy), torch.from_numpy(mask)),
-            'user': torch.tensor([uid[u] for u in gs.user], dtype=torch.int64),
-            'session': torch.tensor([sid[f'{u}/{s}'] for u, s in zip(gs.user, gs.session)], dtype=torch.int64),
+            'features': gesture_features_from_steps(torch.from_numpy(gs.dxdy), torch.from_numpy(L), T),
+            'user': torch.from_numpy(user_ids), 'session': torch.from_numpy(session_ids),
             'positive': torch.ones(len(gs), dtype=torch.int64)}
 
 def _std(x, dim=None):
@@ -493,52 +495,54 @@ def _std(x, dim=None):
     n = x.shape[0] if dim == 0 else x.numel()
     return x.std(dim=dim, correction=1 if n > 1 else 0) if dim is not None else x.std(correction=1 if n > 1 else 0)
 
-def timing_stats(split: dict, tick: float, floor: float, n_users: int) -> dict:
-    "Train-positive statistics: log-duration μ/σ, mean profile, per-step variance, Δt median, geometry and feature moments."
-    pos = split['positive'] == 1
-    sel = (lambda v: v) if bool(pos.all()) else (lambda v: v[pos])          # no copy when every gesture is positive
-    logD, w, m, dt, dxdy = (sel(split[k]) for k in ('log_duration', 'profile', 'mask', 'dt', 'dxdy'))
-    valid = dxdy[m].double()
-    f = sel(split['features']).double()
-    dtv = dt[m]
-    return {'mu_D': float(logD.double().mean()), 'sigma_D': float(_std(logD.double())),
-            'mean_profile': w.double().mean(0).float(), 'var_profile': _std(w.double(), 0).pow(2).float(),
+def timing_stats(split: dict, T: int, tick: float, floor: float, n_users: int) -> dict:
+    "Train-positive statistics of a split as stored (ragged): log-duration μ/σ, mean profile E[w] and per-step variance on the [T] grid, Δt median, geometry and feature moments."
+    pos = split['positive'] == 1; L = split['lengths']
+    keep = (lambda v: v) if bool(pos.all()) else (lambda v: v[pos])                    # no copy when every gesture is positive
+    steps = (lambda v: v) if bool(pos.all()) else (lambda v: v[torch.repeat_interleave(pos, L)])
+    logD, f, n = keep(split['log_duration']).double(), keep(split['features']).double(), int(pos.sum())
+    w, dtv, valid = (steps(split[k]).double() for k in ('steps_profile', 'steps_dt', 'steps_dxdy'))
+    Lp = keep(L); col = torch.arange(len(w)) - torch.repeat_interleave(torch.cumsum(Lp, 0) - Lp, Lp)   # grid step of each valid step
+    Ew = torch.zeros(T, dtype=torch.float64).index_add_(0, col, w) / n                  # E[w]_t over gestures (zero-padded)
+    Ew2 = torch.zeros(T, dtype=torch.float64).index_add_(0, col, w * w) / n
+    var = (Ew2 - Ew**2) * (n / (n - 1) if n > 1 else 1.)                                # sample variance per step
+    return {'mu_D': float(logD.mean()), 'sigma_D': float(_std(logD)),
+            'mean_profile': Ew.float(), 'var_profile': var.clamp_min(0).float(),
             'dt_median': float(np.median(dtv.numpy())), 'zero_share': float((dtv == 0).double().mean()),
             'tick': float(tick), 'floor': float(floor),
             'geom_mean': valid.mean(0).float(), 'geom_std': _std(valid, 0).clamp_min(1e-3).float(),
             'feature_mean': f.mean(0).float(), 'feature_std': _std(f, 0).clamp_min(1e-3).float(),
-            'user_prior': torch.bincount(split['user'][pos], minlength=n_users).double().div(int(pos.sum())).float(),
-            'n_users': int(n_users), 'T': int(m.shape[1]), 'n': int(pos.sum())}
+            'user_prior': torch.bincount(split['user'][pos], minlength=n_users).double().div(n).float(),
+            'n_users': int(n_users), 'T': int(T), 'n': n}
 
 # %% ../nbs/00_cache.ipynb #1fe86afb
 SPLITS = ('train', 'val', 'test')
 
-def _load_sessions(dataset, data_dir, cfg, synth, skips):
-    "Sessions of a dataset, and what identifies its data for the fingerprint."
+def _read_and_segment(user, path, cfg):
+    "One file: read, clean and cut into gestures, with its own skip log (merged in file order by the caller)."
+    skips = SkipLog()
+    sess = read_session_csv(path, user=user, cfg=cfg, skips=skips, use_threads=False)   # the pool parallelises across files
+    return sess, (segment_session(sess, cfg, skips) if sess is not None else None), skips
+
+def _load_gestures(dataset, data_dir, cfg, synth, skips):
+    "[(session, its gestures)] of a dataset, in file order, and what identifies its data for the fingerprint."
     if dataset == 'synthetic':
         scfg = replace(cfg, time_unit='s')
-        return [c for c in (clean_session(s, scfg, skips) for s in synthetic_sessions(seed=cfg.seed, **(synth or {}))) if c], 'synthetic'
+        sessions = [c for c in (clean_session(s, scfg, skips) for s in synthetic_sessions(seed=cfg.seed, **(synth or {}))) if c]
+        return [(s, segment_session(s, cfg, skips)) for s in sessions], 'synthetic'
     if dataset not in ('balabit', 'csv'): raise ValueError(f"unknown dataset {dataset!r}; use 'synthetic', 'balabit' or 'csv'")
     if data_dir is None: raise ValueError(f"dataset {dataset!r} needs data_dir (e.g. ../shared/data/balabit)")
     files = find_session_files(data_dir)
     from concurrent.futures import ThreadPoolExecutor
-    with ThreadPoolExecutor(1) as ex:
-        digest = ex.submit(_hash_files, files)     # hashlib releases the GIL: hashing overlaps the parse
-        sessions = [s for u, p in files if (s := read_session_csv(p, user=u, cfg=cfg, skips=skips)) is not None]
+    # pyarrow, hashlib and numpy release the GIL: the hash, the parse of one file and the segmentation of another overlap
+    with ThreadPoolExecutor(1) as hx, ThreadPoolExecutor(2) as ex:
+        digest = hx.submit(_hash_files, files)
+        done = list(ex.map(lambda f: _read_and_segment(*f, cfg), files))
         source = digest.result()
-    if not sessions: raise DataFormatError(f"{data_dir}: none of the {len(files)} session files holds events")
-    return sessions, source
-
-STEP_KEYS = ('dxdy', 'dt', 'profile')   # stored ragged: only the valid steps, re-padded on load
-
-def _to_disk(d):
-    "What a split file stores: the valid steps only (no padding; whole-pixel deltas as int16), no mask, no Dirichlet target."
-    m = d['mask']
-    out = {k: v for k, v in d.items() if k not in (*STEP_KEYS, 'mask', 'profile_target')}
-    out.update({f'steps_{k}': d[k][m] for k in STEP_KEYS})
-    px = out['steps_dxdy']
-    if px.numel() and bool((px == px.round()).all()) and float(px.abs().max()) < 2**15: out['steps_dxdy'] = px.to(torch.int16)
-    return out
+    for _, _, sk in done: skips.update(sk)
+    loaded = [(s, g) for s, g, _ in done if s is not None]
+    if not loaded: raise DataFormatError(f"{data_dir}: none of the {len(files)} session files holds events")
+    return loaded, source
 
 def _from_disk(d):
     "The split dict of the data contract: padded [N,T] tensors, the mask, and w̃ = (Δt + δ)/(D + Lδ) from Δt and the floor δ."
@@ -560,7 +564,7 @@ def build_cache(dataset='synthetic', data_dir=None, out='data/cache', T=64, seed
     ds_id = f'{dataset}-T{T}'
     cdir = Path(out)/'datasets'/ds_id
     skips = SkipLog()
-    sessions, source = _load_sessions(dataset, data_dir, cfg, synth, skips)
+    loaded, source = _load_gestures(dataset, data_dir, cfg, synth, skips)
     fp = cache_fingerprint(source, cfg, synth if dataset == 'synthetic' else None)
     if (cdir/'manifest.json').exists() and not rebuild:
         old = json.loads((cdir/'manifest.json').read_text()).get('fingerprint')
@@ -569,30 +573,35 @@ def build_cache(dataset='synthetic', data_dir=None, out='data/cache', T=64, seed
             return cdir
         raise StaleCacheError(f"{cdir} holds a cache with fingerprint {old}, but this data and config give {fp}: "
                               "pass rebuild=True (--rebuild) to replace it, or another --out")
-    gs = Gestures.concat(segment_session(s, cfg, skips) for s in sessions)
-    if not len(gs): raise DataFormatError(f"{dataset}: no gesture survives segmentation; skipped: {skips}")
-    keys = sorted(set(zip(gs.user, gs.session)))
+    parts = [(s, g) for s, g in loaded if len(g)]
+    if not parts: raise DataFormatError(f"{dataset}: no gesture survives segmentation; skipped: {skips}")
+    keys = sorted((s.user, s.name) for s, _ in parts)
     which = split_sessions(keys, cfg.split_fracs, cfg.seed)
-    users = sorted(set(gs.user)); sessions_ = [f'{u}/{s}' for u, s in keys]
-    split_of = np.array([which[k] for k in zip(gs.user, gs.session)])
-    by = {s: gs.select(split_of == s) for s in SPLITS}
+    users = sorted({k[0] for k in keys}); sessions_ = [f'{u}/{s}' for u, s in keys]
+    uid = {u: i for i, u in enumerate(users)}; sid = {k: i for i, k in enumerate(keys)}
+    by, ids = {}, {}
+    for sp in SPLITS:                                       # a split is the concatenation of its sessions' gestures
+        mine = [(s, g) for s, g in parts if which[(s.user, s.name)] == sp]
+        by[sp] = Gestures.concat(g for _, g in mine)
+        per_gesture = lambda f: np.repeat(np.array([f(s) for s, _ in mine], np.int64), [len(g) for _, g in mine])
+        ids[sp] = per_gesture(lambda s: uid[s.user]), per_gesture(lambda s: sid[(s.user, s.name)])
     if not len(by['train']): raise DataFormatError(f"{dataset}: the train split is empty")
     tick = cfg.tick if cfg.tick is not None else estimate_tick(by['train'].dt)[0]
     floor = tick / 2 if tick > 0 else 5e-4
-    splits = {s: _split_tensors(by[s], T, users, sessions_) for s in SPLITS if len(by[s])}
-    stats = timing_stats(splits['train'], tick, floor, len(users))
+    splits = {s: _split_tensors(by[s], T, *ids[s]) for s in SPLITS if len(by[s])}
+    stats = timing_stats(splits['train'], T, tick, floor, len(users))
     if cdir.exists(): shutil.rmtree(cdir)
     cdir.mkdir(parents=True)
     from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(4) as ex:                     # file writes overlap (I/O releases the GIL)
-        jobs = [ex.submit(save_atomic, {**_to_disk(d), 'feature_names': list(FEATURE_NAMES), 'users': users, 'sessions': sessions_,
+        jobs = [ex.submit(save_atomic, {**d, 'feature_names': list(FEATURE_NAMES), 'users': users, 'sessions': sessions_,
                                         'stats': stats, 'fingerprint': fp, 'split': s}, cdir/f'{s}_timing.pt') for s, d in splits.items()]
         jobs.append(ex.submit(save_atomic, stats, cdir/'stats.pt'))
         for j in jobs: j.result()
     manifest = {'dataset': dataset, 'id': ds_id, 'fingerprint': fp, 'config': asdict(cfg), 'source': source,
                 'synthetic': synth if dataset == 'synthetic' else None, 'data_dir': None if data_dir is None else str(data_dir),
-                'users': users, 'n_sessions': len(sessions),
-                'counts': {s: {'gestures': len(by[s]), 'sessions': len(set(zip(by[s].user, by[s].session)))} for s in SPLITS},
+                'users': users, 'n_sessions': len(loaded),
+                'counts': {s: {'gestures': len(by[s]), 'sessions': sum(which[k] == s for k in keys)} for s in SPLITS},
                 'skipped': skips.as_dict(), 'tick': tick, 'floor': floor}
     (cdir/'manifest.json').write_text(json.dumps(manifest, indent=1, sort_keys=True, default=str))
     return cdir

@@ -189,19 +189,22 @@ class TimingModel(nn.Module):
                  end_steps:int=4,                       # end-aligned logits for the last steps
                  zeros:str='inflate',                   # repeated timestamps: 'inflate' or 'floor' (w̃ target)
                  step_geometry:bool=False,              # per-step logits from the step lengths (needs `dxdy`)
+                 condition_on_duration:bool=True,       # profile head reads log D: p(w | D, c) instead of p(w | c)
                  use_features:bool=True, use_user:bool=True,
                  mu_D:float=0., sigma_D:float=1.):      # initial duration (the cache's marginal)
         super().__init__()
         if zeros not in ZERO_MODES: raise ValueError(f'zeros must be one of {ZERO_MODES}, got {zeros!r}')
         self.config = dict(n_features=n_features, n_users=n_users, T=T, hidden=hidden, user_dim=user_dim,
                            profile_param=profile_param, rank=rank, eps=eps, end_steps=end_steps, zeros=zeros,
-                           step_geometry=step_geometry, use_features=use_features, use_user=use_user, mu_D=float(mu_D), sigma_D=float(sigma_D))
+                           step_geometry=step_geometry, condition_on_duration=condition_on_duration, use_features=use_features, use_user=use_user, mu_D=float(mu_D), sigma_D=float(sigma_D))
         self.T, self.zeros = T, zeros
         self.conditioner = Conditioner(n_features, n_users, hidden, user_dim, use_features, use_user)
         self.duration = DurationHead(hidden, mu_D, sigma_D)
         self.profile = ProfileHead(hidden, T, profile_param, rank, eps, end_steps)
         self.zero_head = nn.Linear(hidden, T) if zeros == 'inflate' else None  # per-step logit of a repeated timestamp
         self.step_geometry = StepGeometry(hidden) if step_geometry else None
+        # h_w = SiLU(W [h; log D; ε]): the profile side's view of the gesture, given its duration
+        self.profile_in = nn.Sequential(nn.Linear(hidden + 2, hidden), nn.SiLU()) if condition_on_duration else None
         if exists(self.zero_head):
             nn.init.zeros_(self.zero_head.weight); nn.init.constant_(self.zero_head.bias, math.log(0.05 / 0.95))
         self.register_buffer('feature_mean', torch.zeros(n_features))
@@ -244,13 +247,25 @@ class TimingModel(nn.Module):
                 'dxdy': torch.as_tensor(dxdy, dtype=torch.float32).to(dev),
                 **({} if user is None else {'user': torch.as_tensor(user).long().to(dev)})}
 
+    def profile_input(self, h:torch.Tensor, mu:torch.Tensor, log_sigma:torch.Tensor, duration:torch.Tensor) -> torch.Tensor:
+        "h_w = SiLU(W [h; log D; ε]), ε = (log D − μ)/σ with μ, σ detached; just h when not conditioning on D."
+        if not exists(self.profile_in): return h
+        log_D = duration.log()
+        eps = (log_D - mu.detach()) / log_sigma.detach().exp()
+        return self.profile_in(torch.cat([h, log_D[:, None], eps[:, None]], -1))
+
     def forward(self, features:torch.Tensor, mask:torch.Tensor, user:torch.Tensor|None=None,
-                dxdy:torch.Tensor|None=None) -> dict:
-        "(μ_D, log σ_D, α, zero logits) for a batch; users drawn from the prior where none are given."
+                dxdy:torch.Tensor|None=None,
+                duration:torch.Tensor|None=None, # [B] seconds the profile is conditioned on; None: drawn, or e^μ
+                draw:bool=False,                 # with no `duration`: draw D ~ LogNormal(μ, σ) instead of the median e^μ
+               ) -> dict:
+        "(μ_D, log σ_D, the duration D used, α, zero logits) for a batch; users drawn from the prior where none are given."
         mask = mask.bool()
         if user is None: user = self.sample_users(features.shape[0]).to(features.device)
         h = self.conditioner(features, user)
         mu, log_sigma = self.duration(h)
+        if duration is None: duration = LogNormal(mu, log_sigma.exp()).sample() if draw else mu.exp()
+        h = self.profile_input(h, mu, log_sigma, duration)
         z = self.profile.start_logits(h)
         if exists(self.profile.end_proj): z = z + self.profile.end_logits(h, mask.sum(-1))
         zl = self.zero_head(h) if exists(self.zero_head) else None
@@ -261,7 +276,7 @@ class TimingModel(nn.Module):
             z = z + dz
             if exists(zl): zl = zl + dzl
         alpha = (F.softplus(z) + self.profile.eps).masked_fill(~mask, 0.)
-        out = dict(mu=mu, log_sigma=log_sigma, alpha=alpha)
+        out = dict(mu=mu, log_sigma=log_sigma, D=duration, alpha=alpha)
         if exists(zl): out['zero_logit'] = zl
         return out
 
@@ -274,7 +289,7 @@ class TimingModel(nn.Module):
     def nll(self, batch:dict) -> dict:
         "Per-gesture NLLs: `duration` −log LogNormal(D) and `profile` −log p(w) over the valid steps."
         mask = batch['mask'].bool()
-        out = self(batch['features'], mask, batch.get('user'), batch.get('dxdy'))
+        out = self(batch['features'], mask, batch.get('user'), batch.get('dxdy'), duration=batch['duration'])
         nll_D = lognormal_nll(out['mu'], out['log_sigma'], batch['duration'])
         if self.zeros == 'floor':  # Dirichlet on the floored target w̃ over all valid steps
             nll_w = -masked_dirichlet_log_prob(out['alpha'], batch['profile_target'], mask)
@@ -293,7 +308,7 @@ class TimingModel(nn.Module):
                quantize:bool|float=False, # snap to the clock tick: True = the cache's tick, or a tick in seconds
                unfloor:bool=True,         # 'floor' mode: map the floored shares back to exact shares (zeros allowed)
               ) -> tuple[torch.Tensor, torch.Tensor]: # D [B] seconds, w [B,T] (sum 1 on valid steps, 0 on padding)
-        "Sample a total duration D ~ LogNormal(μ, σ) and shares w ~ Dir(α) over each row's valid steps."
+        "Sample a total duration D ~ LogNormal(μ, σ), then shares w ~ Dir(α) over each row's valid steps (α given D by default)."
         if not isinstance(cond, dict): cond = dict(features=cond)
         dev = self.feature_mean.device
         mask = torch.as_tensor(default(mask, cond.get('mask'))).bool().to(dev)
@@ -301,12 +316,10 @@ class TimingModel(nn.Module):
         if exists(user): user = torch.as_tensor(user).long().to(dev)
         dxdy = default(dxdy, cond.get('dxdy'))
         if exists(dxdy): dxdy = torch.as_tensor(dxdy, dtype=torch.float32).to(dev)
-        out = self(torch.as_tensor(cond['features'], dtype=torch.float32).to(dev), mask, user, dxdy)
-        if deterministic:
-            D = out['mu'].exp()
-            w = self.mean_profile(out, mask)
+        out = self(torch.as_tensor(cond['features'], dtype=torch.float32).to(dev), mask, user, dxdy, draw=not deterministic)
+        D = out['D']                                          # drawn first: the profile is sampled given it
+        if deterministic: w = self.mean_profile(out, mask)
         else:
-            D = LogNormal(out['mu'], out['log_sigma'].exp()).sample()
             if self.zeros == 'floor':
                 w = sample_masked_dirichlet(out['alpha'], mask)
                 if unfloor: w = unfloor_profile(w, D, mask, float(self.floor))

@@ -111,7 +111,7 @@ def load_checkpoint(path, fingerprint:str|None=None, T:int|None=None, map_locati
 
 def model_from_checkpoint(ck:dict, ema:bool=True) -> TimingModel:
     "The TimingModel of a loaded checkpoint, with its EMA weights (default) or its raw weights."
-    model = TimingModel(**ck['config'])
+    model = TimingModel(**{'condition_on_duration': False, **ck['config']})   # checkpoints from before that option
     if ema:
         sd = {k.removeprefix('module.'): v for k, v in ck['ema'].items() if k.startswith('module.')}
         model.load_state_dict(sd)
@@ -174,7 +174,8 @@ def _log_stats(epoch:int, train_loss:float, model:TimingModel, val:dict, cache_s
     return rec
 
 # %% ../nbs/03_timing_train.ipynb #6fa143a6
-MODEL_KEYS = ('hidden', 'user_dim', 'profile_param', 'rank', 'eps', 'end_steps', 'zeros', 'step_geometry', 'use_features', 'use_user')
+MODEL_KEYS = ('hidden', 'user_dim', 'profile_param', 'rank', 'eps', 'end_steps', 'zeros', 'step_geometry', 'condition_on_duration',
+              'use_features', 'use_user')
 
 def _cosine_lr(lr, epoch, epochs, floor=0.1):
     "lr · (floor + (1−floor)·½(1+cos(π e/E))) for epoch e = 0..E−1."
@@ -290,6 +291,14 @@ def _entry(real, fake):
     real, fake = float(real), float(fake)
     return dict(real=real, sampled=fake, rel_err=(fake - real) / abs(real) if real != 0 else None)
 
+def _bootstrap_ci(x:torch.Tensor, B:int=200, seed:int=0, level:float=0.95) -> tuple[torch.Tensor, torch.Tensor]:
+    "Percentile interval of the column means of `x` [N,K] over `B` bootstrap resamples of its rows."
+    g = torch.Generator().manual_seed(seed)
+    means = torch.stack([x[torch.randint(len(x), (len(x),), generator=g)].mean(0) for _ in range(B)])
+    q = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=means.dtype)
+    lo, hi = torch.quantile(means, q, dim=0)
+    return lo, hi
+
 def _mid_last(w, mask):
     L = mask.sum(-1); i = torch.arange(len(L), device=w.device)
     return w[:, 0].mean(), w[i, (L - 1) // 2].mean(), w[i, L - 1].mean()
@@ -330,6 +339,12 @@ def compare_timing(model:TimingModel, data:dict, samples:int=2048, seed:int=0,
                dt_zero_share=_entry((dt_real == 0).double().mean(), (dt_fake == 0).double().mean()),
                profile_first=_entry(mr[0], mf[0]), profile_mid=_entry(mr[mid], mf[mid]), profile_last=_entry(mr[-1], mf[-1]),
                profile_valid_first=_entry(vr[0], vf[0]), profile_valid_mid=_entry(vr[1], vf[1]), profile_valid_last=_entry(vr[2], vf[2]))
+    grid = {'first': 0, 'mid': mid, 'last': T - 1}
+    lo, hi = _bootstrap_ci(w_real[:, list(grid.values())], seed=seed)
+    for (k, j), l, h in zip(grid.items(), lo, hi):
+        res[f'profile_{k}'].update(real_ci95=[float(l), float(h)], n_reaching=int(mask[:, j].sum()))
+    res['within_real_ci95'] = {k: res[f'profile_{k}']['real_ci95'][0] <= res[f'profile_{k}']['sampled'] <= res[f'profile_{k}']['real_ci95'][1]
+                               for k in grid}
     res['targets'] = acceptance(res)
     res['_arrays'] = dict(D_real=D_real, D_fake=D_fake, dt_real=dt_real, dt_fake=dt_fake, mean_real=mr, mean_fake=mf)
     return res
@@ -373,6 +388,7 @@ def _train_parser():
     p.add_argument('--profile-param', choices=PROFILE_PARAMS, default='direct', help='profile parameterisation')
     p.add_argument('--zeros', choices=('inflate', 'floor'), default='inflate', help='handling of repeated timestamps')
     p.add_argument('--step-geometry', action='store_true', help='profile also reads per-step displacements (sampler needs dxdy)')
+    p.add_argument('--independent-profile', action='store_true', help='ablation: profile not conditioned on the duration, p(w | c)')
     p.add_argument('--rank', type=int, default=16, help='knots of the template profile')
     p.add_argument('--end-steps', type=int, default=4, help='end-aligned logits for the last steps')
     p.add_argument('--hidden', type=int, default=128, help='conditioner width')
@@ -397,7 +413,8 @@ def train_timing_cli(argv=None) -> dict:
         summary = train_timing(a.cache, a.out, epochs=a.epochs, seed=a.seed, resume=a.resume, overwrite=a.overwrite,
                                device=a.device, batch_size=a.batch_size, lr=a.lr, max_minutes=a.max_minutes, quiet=a.quiet,
                                hidden=a.hidden, profile_param=a.profile_param, rank=a.rank, end_steps=a.end_steps,
-                               zeros=a.zeros, step_geometry=a.step_geometry, use_user=not a.no_user,
+                               zeros=a.zeros, step_geometry=a.step_geometry, condition_on_duration=not a.independent_profile,
+                               use_user=not a.no_user,
                                use_features=not a.no_features)
     except (CheckpointError, FileExistsError, FileNotFoundError) as e: raise SystemExit(f"ft_train_timing: error: {e}")
     print(json.dumps(summary))
@@ -410,12 +427,14 @@ def ft_train_timing():
 def _fmt_table(res:dict) -> str:
     rows = [(f'D {k}', v) for k, v in res['duration_quantiles'].items()] + [('Δt median', res['dt_median']), ('Δt zero share', res['dt_zero_share'])]
     rows += [(k.replace('_', ' '), res[k]) for k in res if k.startswith('profile_')]
-    lines = [f"{'metric':24s} {'real':>12s} {'sampled':>12s} {'rel err':>9s}"]
+    lines = [f"{'metric':24s} {'real':>12s} {'sampled':>12s} {'rel err':>9s}   real 95% CI (gestures reaching the step)"]
     for name, e in rows:
         rel = '' if e['rel_err'] is None else f"{100 * e['rel_err']:+8.1f}%"
-        lines.append(f"{name:24s} {e['real']:12.5g} {e['sampled']:12.5g} {rel:>9s}")
+        ci = f"   [{e['real_ci95'][0]:.4g}, {e['real_ci95'][1]:.4g}] ({e['n_reaching']})" if 'real_ci95' in e else ''
+        lines.append(f"{name:24s} {e['real']:12.5g} {e['sampled']:12.5g} {rel:>9s}{ci}")
     lines.append(f"{'KS on D':24s} {res['ks_D']:12.4f}   (p = {res['ks_pvalue']:.3g})")
     lines.append('targets: ' + ', '.join(f"{k} {'ok' if v else 'MISSED'}" for k, v in res['targets'].items()))
+    lines.append('sampled profile inside the real 95% CI: ' + ', '.join(f"{k} {'yes' if v else 'NO'}" for k, v in res['within_real_ci95'].items()))
     return '\n'.join(lines)
 
 def _compare_parser():

@@ -211,3 +211,40 @@ def test_compare_and_clis(syn, trained, tmp_path, capsys):
     other = build_cache('synthetic', out=tmp_path/'o', seed=1)
     with pytest.raises(SystemExit, match='fingerprint'):
         compare_timing_cli(['--checkpoint', str(out/CKPT_NAME), '--cache', str(other), '--samples', '100', '--json'])
+
+
+def _duration_dependent_data(n=3000, T=4, seed=0):
+    "Profiles that depend on D only (the features say nothing): long gestures end slowly, short ones start slowly."
+    g = torch.Generator().manual_seed(seed)
+    D = torch.exp(0.5 * torch.randn(n, generator=g))
+    hi, lo = torch.tensor([10., 10., 10., 60.]), torch.tensor([60., 10., 10., 10.])
+    alpha = torch.where((D > 1)[:, None], hi, lo)
+    torch.manual_seed(seed)
+    w = torch.distributions.Dirichlet(alpha).sample()
+    return dict(features=torch.zeros(n, 4), user=torch.zeros(n, dtype=torch.long), mask=torch.ones(n, T, dtype=torch.bool),
+                duration=D, profile=w, dt=D[:, None] * w)
+
+
+@pytest.mark.parametrize('given_D', [True, False])
+def test_profile_given_duration(given_D):
+    "With condition_on_duration the profile head learns p(w | D); without it, it cannot, and its α ignores D."
+    data = _duration_dependent_data()
+    torch.manual_seed(0)
+    model = toy_model(T=4, condition_on_duration=given_D)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(300):
+        out = model.nll(data); loss = (out['duration'] + out['profile']).mean()
+        opt.zero_grad(); loss.backward(); opt.step()
+    with torch.no_grad():
+        nll_w = model.nll(data)['profile'].mean().item()
+        a_long = model(data['features'][:1], data['mask'][:1], data['user'][:1], duration=torch.tensor([3.]))['alpha']
+        a_short = model(data['features'][:1], data['mask'][:1], data['user'][:1], duration=torch.tensor([0.3]))['alpha']
+    if given_D:
+        assert nll_w < -5.0, nll_w                                       # near the true model (-6.08); independent: -2.15
+        assert a_long[0, 3] > 2 * a_long[0, 0] and a_short[0, 0] > 2 * a_short[0, 3]
+        torch.manual_seed(1)                                             # samples follow the sampled D
+        D, w = model.sample(dict(features=torch.zeros(4000, 4), mask=torch.ones(4000, 4, dtype=torch.bool), user=torch.zeros(4000, dtype=torch.long)))
+        assert w[D > 1.3, 3].mean() > 1.5 * w[D > 1.3, 0].mean() and w[D < 0.7, 0].mean() > 1.5 * w[D < 0.7, 3].mean()
+    else:
+        assert nll_w > -3.0, nll_w                                       # one profile for all D: a much worse fit
+        assert torch.equal(a_long, a_short)
