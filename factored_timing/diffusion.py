@@ -641,16 +641,12 @@ def evaluate_geometry(model, meta, ds, *, n:int=256, steps:int=50, eta:float=0.,
             **({'samples': out} if return_samples else {})}
 
 # %% ../nbs/04_diffusion.ipynb #d1c1b4c3
-def timing_summary(dxdy, dt, mask) -> dict:
-    "Mean duration D (s), Δt median (s) and |velocity| p95 (px/s, steps with Δt > 0) of gestures in pixels/seconds."
-    dxdy, dt, mask = (v if torch.is_tensor(v) else torch.from_numpy(np.array(v)) for v in (dxdy, dt, mask))
-    mask = mask.bool()
-    dtv = dt[mask].double()
-    moving = mask & (dt > 0)
-    vel = dxdy[moving].double().norm(dim=-1) / dt[moving].double()
-    return {'mean_duration_s': float(torch.where(mask, dt.double(), 0.).sum(1).mean()),
-            'dt_median_s': float(dtv.median()),
-            'vel_abs_p95_px_s': float(torch.quantile(vel, .95)) if len(vel) else float('nan')}
+def timing_summary(st) -> dict:
+    "Mean duration D (s), Δt median (s) and |velocity| p95 (px/s) of a `SpatioTemporal`; the last two are the timing guard's."
+    from factored_timing.evaluation import timing_guard_stats   # the one definition (plan 001 §6), imported when called
+    g = timing_guard_stats(st)
+    return {'mean_duration_s': float(st.duration.mean()) if len(st) else float('nan'),
+            'dt_median_s': g['dt_median'], 'vel_abs_p95_px_s': g['vel_p95']}
 
 # %% ../nbs/04_diffusion.ipynb #d9eaf7f1
 def _timing_options(cfg) -> dict:
@@ -712,9 +708,10 @@ def run_short(cfg, *, timing_enabled:bool|None=None) -> dict:
         st, msg = attach_timing(samples, meta, cfg, run_dir, seed=seed)
         report['timing_source'] = msg
         if st is not None:
-            real = load_timing_cache(meta['cache_dir'], 'val'); pos = real['positive'] == 1
-            report['timing'] = {'real': timing_summary(real['dxdy'][pos], real['dt'][pos], real['mask'][pos]),
-                                'generated': timing_summary(st.dxdy, st.dt, st.mask)}
+            from factored_timing.assembly import from_timing_cache
+            real = load_timing_cache(meta['cache_dir'], 'val')
+            report['timing'] = {'real': timing_summary(from_timing_cache(real, np.flatnonzero(real['positive'].numpy() == 1))),
+                                'generated': timing_summary(st)}
     else: report['timing_source'] = 'timing disabled' if not enabled else 'timing.eval_assign=false: no Δt attached'
     (run_dir / 'short_run.json').write_text(json.dumps(report, indent=2, default=float))
     _print_report(report)
