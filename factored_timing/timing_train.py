@@ -292,12 +292,13 @@ def _entry(real, fake):
     return dict(real=real, sampled=fake, rel_err=(fake - real) / abs(real) if real != 0 else None)
 
 def _bootstrap_ci(x:torch.Tensor, B:int=200, seed:int=0, level:float=0.95) -> tuple[torch.Tensor, torch.Tensor]:
-    "Percentile interval of the column means of `x` [N,K] over `B` bootstrap resamples of its rows."
-    g = torch.Generator().manual_seed(seed)
-    means = torch.stack([x[torch.randint(len(x), (len(x),), generator=g)].mean(0) for _ in range(B)])
-    q = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=means.dtype)
-    lo, hi = torch.quantile(means, q, dim=0)
-    return lo, hi
+    "Percentile interval of the column means of `x` [N,K] over `B` bootstrap resamples of its rows (`scipy.stats.bootstrap`)."
+    from scipy.stats import bootstrap
+    x = np.asarray(x, np.float64)
+    if len(x) < 2: m = torch.as_tensor(x.mean(0)); return m, m          # one row: nothing to resample
+    ci = bootstrap((x,), np.mean, axis=0, n_resamples=B, method='percentile', confidence_level=level,
+                   vectorized=True, rng=np.random.default_rng(seed)).confidence_interval
+    return torch.as_tensor(ci.low), torch.as_tensor(ci.high)
 
 def _mid_last(w, mask):
     L = mask.sum(-1); i = torch.arange(len(L), device=w.device)
