@@ -372,6 +372,9 @@ def gesture_features_from_steps(steps: torch.Tensor, lengths: torch.Tensor, T: i
     "Raw conditioning features [N,F] of N gestures given flat: their valid steps `steps` [S,2] (pixels, gesture after gesture) and `lengths` [N]."
     d = torch.as_tensor(steps, dtype=torch.float32); L = torch.as_tensor(lengths, dtype=torch.int64, device=d.device)
     N = len(L)
+    if d.ndim != 2 or d.shape[-1] != 2: raise ValueError(f"steps must be [S,2] pixel deltas, got {tuple(d.shape)}")
+    if (L < 0).any() or int(L.sum()) != len(d):
+        raise ValueError(f"lengths must be ≥ 0 and sum to the number of steps ({len(d)}), got sum {int(L.sum())}")
     seg = torch.repeat_interleave(torch.arange(N, device=d.device), L)      # the gesture of each step
     per_gesture = lambda v, at=seg: torch.zeros((N, *v.shape[1:]), dtype=v.dtype, device=d.device).index_add_(0, at, v)
     step = torch.hypot(d[:, 0], d[:, 1])                    # |Δp_i|
