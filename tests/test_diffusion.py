@@ -1,4 +1,5 @@
-"Tests of factored_timing.diffusion: shapes, masking, objectives, sampler, endpoint correction, checkpoints, config, DDP."
+"""Tests of factored_timing.diffusion (through the application's config where a run is needed): shapes, masking,
+objectives, sampler, endpoint correction, checkpoints, config, DDP."""
 import json, os, shutil, subprocess, sys
 from pathlib import Path
 
@@ -6,10 +7,13 @@ import pytest, torch
 
 from factored_timing.cache import build_cache
 from factored_timing.dataset import GestureDataset
+from factored_timing.base import CheckpointError, save_checkpoint
+from factored_timing.dataset import normalize, denormalize
 from factored_timing.diffusion import (
-    UNet1D, CheckpointError, build_model, correct_endpoint, ddim_sample, denormalize, diffusion_loss,
-    empirical_conditions, endpoint_error, find_conf_dir, load_checkpoint, load_config, load_model, make_scheduler,
-    masked_mse, normalize, run_short, sample_gestures, save_checkpoint, step_randomness, target_features, train_diffusion)
+    UNet1D, GeometryDiffusion, GeometrySpec, correct_endpoint, ddim_sample, diffusion_loss, empirical_conditions,
+    endpoint_error, geometry_dataset, load_diffusion, load_diffusion_checkpoint, make_scheduler, masked_mse,
+    step_randomness, target_features)
+from factored_timing.pipeline import load_config, run_short, train_geometry
 
 REPO = Path(__file__).resolve().parents[1]
 torch.set_num_threads(1)
@@ -106,63 +110,63 @@ def test_step_randomness_shards_the_global_batch():
 # ---------------------------------------------------------------- training
 @pytest.mark.parametrize('objective', ['epsilon', 'v'])
 def test_objectives_train_with_decreasing_loss(cache_dir, tmp_path, objective):
-    s = train_diffusion(tiny_cfg(cache_dir, tmp_path, f'training.objective={objective}', 'training.epochs=3', 'eval.n_samples=0'))
+    s = train_geometry(tiny_cfg(cache_dir, tmp_path, f'training.objective={objective}', 'training.epochs=3', 'eval.n_samples=0'))
     epochs = json.loads((tmp_path / 'metrics.json').read_text())['epochs']
     tl, vl = [e['train_loss'] for e in epochs], [e['val_loss'] for e in epochs]
     assert tl[-1] < 0.8 * tl[0], tl
     assert vl[-1] < vl[0], vl
-    assert s['meta']['objective'] == objective
+    assert load_diffusion(s.checkpoint).spec.objective == objective
     assert (tmp_path / 'loss.png').stat().st_size > 1000 and (tmp_path / 'metrics.csv').exists()
 
 
 def test_resume_equals_uninterrupted(cache_dir, tmp_path):
     "1 epoch + resume to 2 epochs gives the weights of an uninterrupted 2-epoch run."
     common = ['training.batch_size=64', 'eval.n_samples=0', 'training.val=false']
-    train_diffusion(tiny_cfg(cache_dir, tmp_path / 'a', 'training.epochs=1', *common))
-    s = train_diffusion(tiny_cfg(cache_dir, tmp_path / 'a', 'training.epochs=2', *common))
-    train_diffusion(tiny_cfg(cache_dir, tmp_path / 'b', 'training.epochs=2', *common))
+    train_geometry(tiny_cfg(cache_dir, tmp_path / 'a', 'training.epochs=1', *common))
+    s = train_geometry(tiny_cfg(cache_dir, tmp_path / 'a', 'training.epochs=2', *common))
+    train_geometry(tiny_cfg(cache_dir, tmp_path / 'b', 'training.epochs=2', *common))
     a, b = (torch.load(tmp_path / d / 'ckpt_last.pt', weights_only=True) for d in 'ab')
-    assert a['step'] == b['step'] == s['step'] == 2 * (947 // 64)
+    assert a['step'] == b['step'] == s.step == 2 * (947 // 64)
     assert len(a['history']['epochs']) == 2
     for k in a['model']: torch.testing.assert_close(a['model'][k], b['model'][k], rtol=0, atol=1e-6)
     with pytest.raises(CheckpointError, match='model'):                  # resuming with another architecture
-        train_diffusion(tiny_cfg(cache_dir, tmp_path / 'a', 'training.epochs=3', 'model.dim=16', *common))
+        train_geometry(tiny_cfg(cache_dir, tmp_path / 'a', 'training.epochs=3', 'model.dim=16', *common))
 
 
 # ---------------------------------------------------------------- sampling
 @pytest.fixture(scope='module')
 def trained(cache_dir, tmp_path_factory):
     d = tmp_path_factory.mktemp('trained')
-    s = train_diffusion(tiny_cfg(cache_dir, d, 'training.objective=v', 'training.epochs=3', 'eval.n_samples=0'))
-    return s['checkpoint']
+    s = train_geometry(tiny_cfg(cache_dir, d, 'training.objective=v', 'training.epochs=3', 'eval.n_samples=0'))
+    return s.checkpoint
 
 
 def test_sampler_determinism_and_padding(trained, cache_dir):
-    model, meta = load_model(trained)
-    ds = GestureDataset(cache_dir, 'val', positives_only=True)
+    model = load_diffusion(trained)
+    ds = geometry_dataset(cache_dir, 'val')
     cond = empirical_conditions(ds, 24, seed=1)
     torch.testing.assert_close(empirical_conditions(ds, 24, seed=1)['net'], cond['net'])
     assert not torch.equal(empirical_conditions(ds, 24, seed=2)['lengths'], cond['lengths'])
-    a = sample_gestures(model, meta, **cond, steps=5, seed=0, batch_size=10)
-    b = sample_gestures(model, meta, **cond, steps=5, seed=0, batch_size=10)
-    c = sample_gestures(model, meta, **cond, steps=5, seed=1, batch_size=10)
-    assert torch.equal(a['x'], b['x']) and not torch.allclose(a['x'], c['x'])
-    assert a['x'].shape == (24, 64, 2) and a['mask'].shape == (24, 64)
-    assert torch.equal(a['mask'].sum(1), cond['lengths'])
-    assert a['x'][~a['mask']].abs().sum() == 0
+    a = model.sample(**cond, steps=5, seed=0, batch_size=10)
+    b = model.sample(**cond, steps=5, seed=0, batch_size=10)
+    c = model.sample(**cond, steps=5, seed=1, batch_size=10)
+    assert torch.equal(a.x, b.x) and not torch.allclose(a.x, c.x)
+    assert a.x.shape == (24, 64, 2) and a.mask.shape == (24, 64)
+    assert torch.equal(a.mask.sum(1), cond['lengths'])
+    assert a.x[~a.mask].abs().sum() == 0
 
 
 def test_endpoint_correction(trained, cache_dir):
-    model, meta = load_model(trained)
-    ds = GestureDataset(cache_dir, 'val', positives_only=True)
+    model = load_diffusion(trained)
+    ds = geometry_dataset(cache_dir, 'val')
     cond = empirical_conditions(ds, 64, seed=0)
-    out = sample_gestures(model, meta, **cond, steps=10, seed=0)
-    raw, fixed = out['endpoint_error_raw'], out['endpoint_error']
+    out = model.sample(**cond, steps=10, seed=0)
+    raw, fixed = out.endpoint_error_raw, out.endpoint_error
     assert raw.median() > 1.0                       # a barely trained model misses
     assert fixed.max() < 1e-2                       # the correction lands exactly (float32 rounding)
-    torch.testing.assert_close(endpoint_error(out['x'], out['mask'], cond['net'], meta['stats']), fixed)
-    uncorrected = sample_gestures(model, meta, **cond, steps=10, seed=0, correct=False)
-    torch.testing.assert_close(endpoint_error(uncorrected['x'], out['mask'], cond['net'], meta['stats']), raw)
+    torch.testing.assert_close(endpoint_error(out.x, out.mask, cond['net'], model.spec.stats), fixed)
+    uncorrected = model.sample(**cond, steps=10, seed=0, correct=False)
+    torch.testing.assert_close(endpoint_error(uncorrected.x, out.mask, cond['net'], model.spec.stats), raw)
 
 
 def test_correct_endpoint_properties():
@@ -195,60 +199,62 @@ def test_denormalize_matches_dataset(cache_dir):
 
 # ---------------------------------------------------------------- checkpoints
 def test_checkpoint_round_trip_and_refusal(trained, tmp_path):
-    ck = load_checkpoint(trained, T=64, in_channels=2, out_channels=2)
-    model, meta = load_model(trained, fingerprint=ck['meta']['fingerprint'])
+    ck = load_diffusion_checkpoint(trained, T=64)
+    assert ck['kind'] == 'diffusion' and ck['spec']['T'] == 64 and ck['fingerprint'] == ck['spec']['fingerprint']
+    model = load_diffusion(trained, fingerprint=ck['fingerprint'])
     ema = {k[len('module.'):]: v for k, v in ck['ema'].items() if k.startswith('module.')}
     for k, v in model.state_dict().items(): assert torch.equal(v, ema[k])
-    raw, _ = load_model(trained, ema=False)
+    raw = load_diffusion(trained, ema=False)
     assert any(not torch.equal(raw.state_dict()[k], ema[k]) for k in ema)   # EMA differs from raw weights
     # a copy saved and loaded again is identical
-    p = save_checkpoint(tmp_path / 'copy.pt', {k: v for k, v in ck.items() if k != 'format'})
+    p = save_checkpoint(tmp_path / 'copy.pt', {k: v for k, v in ck.items() if k not in ('format', 'kind')},
+                        kind='diffusion')
     assert [f.name for f in tmp_path.iterdir()] == ['copy.pt']
-    for k, v in load_checkpoint(p)['model'].items(): assert torch.equal(v, ck['model'][k])
-    with pytest.raises(CheckpointError, match='fingerprint'): load_checkpoint(trained, fingerprint='0' * 32)
-    with pytest.raises(CheckpointError, match='T: checkpoint has 64, expected 128'): load_checkpoint(trained, T=128)
-    with pytest.raises(CheckpointError, match='in_channels'): load_checkpoint(trained, in_channels=3)
+    for k, v in load_diffusion_checkpoint(p)['model'].items(): assert torch.equal(v, ck['model'][k])
+    with pytest.raises(CheckpointError, match='fingerprint'): load_diffusion(trained, fingerprint='0' * 32)
+    with pytest.raises(CheckpointError, match='T: checkpoint has 64, expected 128'): load_diffusion(trained, T=128)
     bad = tmp_path / 'bad.pt'; bad.write_bytes(Path(trained).read_bytes()[:2000])
-    with pytest.raises(CheckpointError, match='corrupt'): load_checkpoint(bad)
+    with pytest.raises(CheckpointError, match='corrupt'): load_diffusion(bad)
     (tmp_path / 'other.pt').write_bytes(b'not a checkpoint at all')
-    with pytest.raises(CheckpointError, match='corrupt'): load_checkpoint(tmp_path / 'other.pt')
+    with pytest.raises(CheckpointError, match='corrupt'): load_diffusion(tmp_path / 'other.pt')
     torch.save({'format': 'something else'}, tmp_path / 'foreign.pt')
-    with pytest.raises(CheckpointError, match='not a'): load_checkpoint(tmp_path / 'foreign.pt')
+    with pytest.raises(CheckpointError, match='not a diffusion checkpoint'): load_diffusion(tmp_path / 'foreign.pt')
 
 
 def test_resume_refuses_other_cache(cache_dir, tmp_path):
     d = tmp_path / 'run'
-    train_diffusion(tiny_cfg(cache_dir, d, 'training.max_steps=2', 'eval.n_samples=0', 'training.val=false'))
+    train_geometry(tiny_cfg(cache_dir, d, 'training.max_steps=2', 'eval.n_samples=0', 'training.val=false'))
     other = build_cache('synthetic', out=tmp_path / 'other', T=64, seed=1)
     with pytest.raises(CheckpointError, match='fingerprint'):
-        train_diffusion(tiny_cfg(other, d, 'training.max_steps=4', 'eval.n_samples=0', 'training.val=false'))
+        train_geometry(tiny_cfg(other, d, 'training.max_steps=4', 'eval.n_samples=0', 'training.val=false'))
 
 
 def test_atomic_save_keeps_old_file_on_failure(tmp_path):
-    p = save_checkpoint(tmp_path / 'ck.pt', {'meta': {'T': 64}, 'x': torch.ones(3)})
+    p = save_checkpoint(tmp_path / 'ck.pt', {'T': 64, 'x': torch.ones(3)}, kind='diffusion')
     before = p.read_bytes()
     with pytest.raises(Exception):
-        save_checkpoint(p, {'meta': {'T': 64}, 'bad': lambda: 0})           # not picklable
+        save_checkpoint(p, {'T': 64, 'bad': lambda: 0}, kind='diffusion')    # not picklable
     assert p.read_bytes() == before and [f.name for f in tmp_path.iterdir()] == ['ck.pt']
 
 
 # ---------------------------------------------------------------- config and scripts
-def test_config_and_conf_dir(monkeypatch, tmp_path):
-    assert find_conf_dir() == REPO / 'conf'
+def test_configs_ship_in_the_package(monkeypatch, tmp_path):
+    import factored_timing
+    conf = Path(factored_timing.__file__).parent / 'conf'
+    assert {p.name for p in conf.glob('*.yaml')} == {'ft_run.yaml', 'exp_factored_timing.yaml', 'cpu_tiny.yaml'}
+    monkeypatch.chdir(tmp_path)                                         # found from anywhere: the package search path
     cfg = load_config('exp_factored_timing', ['+timing.eval_assign=true', 'training.objective=v'])
     assert cfg.model.in_channels == 2 and cfg.training.objective == 'v' and cfg.timing.eval_assign is True
     assert {'enabled', 'head_hidden', 'dirichlet_rank', 'loss_weights', 'cache_path'} <= set(cfg.timing)
-    alt = tmp_path / 'conf' / 'diffusion'; alt.mkdir(parents=True)
-    shutil.copy(REPO / 'conf' / 'diffusion' / 'exp_factored_timing.yaml', alt)
+    alt = tmp_path / 'conf'; shutil.copytree(conf, alt)
     (alt / 'exp_factored_timing.yaml').write_text((alt / 'exp_factored_timing.yaml').read_text().replace('dim: 16', 'dim: 24'))
-    monkeypatch.setenv('FT_CONF_DIR', str(tmp_path / 'conf'))
-    monkeypatch.chdir(tmp_path)
-    assert find_conf_dir() == tmp_path / 'conf'
-    assert load_config().model.dim == 24
+    monkeypatch.setenv('FT_CONF_DIR', str(alt))
+    assert load_config('exp_factored_timing').model.dim == 24
+    assert load_config('ft_run').model.dim == 24                          # ft_run.yaml composes it
 
 
 def test_run_short_logs_stats(cache_dir, tmp_path):
-    r = run_short(tiny_cfg(cache_dir, tmp_path, 'training.epochs=1', 'eval.n_samples=16'), timing_enabled=False)
+    r = run_short(tiny_cfg(cache_dir, tmp_path, 'training.epochs=1', 'eval.n_samples=16', 'timing.enabled=false'))
     saved = json.loads((tmp_path / 'short_run.json').read_text())
     assert saved['geometry']['endpoint_median_px_corrected'] < 1e-2 and len(saved['geometry']['gen_norm_std']) == 2
     assert 'timing' not in saved and r['timing_source'] == 'timing disabled'
@@ -257,20 +263,20 @@ def test_run_short_logs_stats(cache_dir, tmp_path):
 
 
 def test_run_short_timing(cache_dir, tmp_path):
-    pytest.importorskip('factored_timing.timing_train'); pytest.importorskip('factored_timing.assembly')
-    r = run_short(tiny_cfg(cache_dir, tmp_path, 'training.epochs=1', 'eval.n_samples=32', 'timing.epochs=2'), timing_enabled=True)
+    r = run_short(tiny_cfg(cache_dir, tmp_path, 'training.epochs=1', 'eval.n_samples=32', 'timing.epochs=2',
+                           'timing.enabled=true'))
     for side in ('real', 'generated'):
         t = r['timing'][side]
         assert t['mean_duration_s'] > 0 and t['dt_median_s'] >= 0 and t['vel_abs_p95_px_s'] > 0
     assert (tmp_path / 'timing').exists()
-    r2 = run_short(tiny_cfg(cache_dir, tmp_path / 'abl', 'training.epochs=1', 'eval.n_samples=8', '+timing.eval_assign=false'),
-                   timing_enabled=True)
+    r2 = run_short(tiny_cfg(cache_dir, tmp_path / 'abl', 'training.epochs=1', 'eval.n_samples=8', '+timing.eval_assign=false',
+                            'timing.enabled=true'))
     assert 'timing' not in r2 and 'eval_assign=false' in r2['timing_source']
 
 
 # ---------------------------------------------------------------- more than one process
 def _launch(args, run_dir, cache_dir, nproc=None, extra=()):
-    code = "import sys; from factored_timing.diffusion import ft_train_diffusion; ft_train_diffusion(sys.argv[1:])"
+    code = "import sys; from factored_timing.pipeline import ft_train_diffusion; ft_train_diffusion(sys.argv[1:])"
     cmd = [sys.executable, '-c', code]
     if nproc: cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={nproc}',
                      '--no-python', *cmd]
@@ -288,7 +294,7 @@ def test_ddp_two_processes_match_single_process(cache_dir, tmp_path):
     one = _launch(args, tmp_path / 'single', cache_dir)
     half = _launch(['training.max_steps=3', 'training.batch_size=8', 'training.user_dropout=0.3'], tmp_path / 'half', cache_dir)
     assert two['step'] == one['step'] == 3
-    torch.manual_seed(0); init = build_model(one['meta']).state_dict()
+    torch.manual_seed(0); init = GeometryDiffusion(GeometrySpec(**one['spec'])).state_dict()
     flat = lambda sd: torch.cat([sd[k].flatten().float() for k in sorted(sd)])
     a, b, c, i0 = flat(one['model']), flat(two['model']), flat(half['model']), flat(init)
     moved = (a - i0).abs().max()
@@ -318,9 +324,11 @@ def test_ddim_with_oracle_denoiser_recovers_data(objective, spacing):
 
 
 def test_ft_run_short_cli(cache_dir, tmp_path, capsys):
-    from factored_timing.diffusion import ft_run_short
-    ft_run_short(['--config-name', 'cpu_tiny', '--epochs', '1', f'data.cache_dir={cache_dir}', f'run.dir={tmp_path}',
+    from factored_timing.pipeline import ft_run_short
+    ft_run_short(['--config-name', 'cpu_tiny', 'training.epochs=1', f'data.cache_dir={cache_dir}', f'run.dir={tmp_path}',
                   'eval.n_samples=8', 'eval.sample_steps=3'])
     r = json.loads((tmp_path / 'short_run.json').read_text())
     assert r['epochs'] == 1 and 'endpoint' in capsys.readouterr().out
-    with pytest.raises(SystemExit): ft_run_short(['--config-name', 'cpu_tiny', '--epochs', '6'])
+    with pytest.raises(SystemExit, match='at most 5 epochs'):
+        ft_run_short(['--config-name', 'cpu_tiny', 'training.epochs=6', f'data.cache_dir={cache_dir}'])
+    with pytest.raises(SystemExit, match='no_such_key'): ft_run_short(['training.no_such_key=1'])

@@ -8,7 +8,8 @@ import torch
 from factored_timing.cache import build_cache, load_timing_cache
 from factored_timing.timing_heads import (TimingModel, masked_dirichlet_log_prob, sample_masked_dirichlet,
                                           lognormal_nll, quantize_to_ticks, unfloor_profile, PROFILE_PARAMS)
-from factored_timing.timing_train import (train_timing, load_checkpoint, load_timing_model, CheckpointError, CKPT_NAME,
+from factored_timing.base import CheckpointError
+from factored_timing.timing_train import (train_timing, load_timing_checkpoint, load_timing_model, CKPT_NAME,
                                           compare_timing, fit_baseline, baseline_nll, timing_tensors,
                                           train_timing_cli, compare_timing_cli)
 
@@ -179,11 +180,11 @@ def test_corrupt_and_mismatched_checkpoints_are_refused(syn, trained, tmp_path):
     ck = out/CKPT_NAME
     assert not list(out.glob('*.tmp'))                       # atomic writes leave no temp file behind
     bad = tmp_path/'bad.pt'; bad.write_bytes(ck.read_bytes()[:4000])
-    with pytest.raises(CheckpointError, match='corrupt'): load_checkpoint(bad)
-    with pytest.raises(CheckpointError, match='fingerprint'): load_checkpoint(ck, fingerprint='0' * 32)
-    with pytest.raises(CheckpointError, match='T=64'): load_checkpoint(ck, T=32)
+    with pytest.raises(CheckpointError, match='corrupt'): load_timing_checkpoint(bad)
+    with pytest.raises(CheckpointError, match='fingerprint'): load_timing_checkpoint(ck, fingerprint='0' * 32)
+    with pytest.raises(CheckpointError, match='T: checkpoint has 64, expected 32'): load_timing_checkpoint(ck, T=32)
     torch.save({'hello': 1}, tmp_path/'other.pt')
-    with pytest.raises(CheckpointError, match='not a timing checkpoint'): load_checkpoint(tmp_path/'other.pt')
+    with pytest.raises(CheckpointError, match='not a timing checkpoint'): load_timing_checkpoint(tmp_path/'other.pt')
     with pytest.raises(FileExistsError): train_timing(syn, out, epochs=15, quiet=True)
     other = build_cache('synthetic', out=tmp_path/'other_cache', seed=1)
     with pytest.raises(CheckpointError, match='fingerprint'): train_timing(other, out, epochs=15, resume=True, quiet=True)
