@@ -11,8 +11,10 @@ Target: 10 000 gestures in ≤ 60 s on 2 CPU cores at 50 DDIM steps.
 """
 import argparse, json, os, time
 import torch
-from factored_timing.diffusion import (UNet1D, diffusion_loss, ema_multi_avg_fn, load_config, make_scheduler,
-                                       sample_gestures, target_features)
+from factored_timing.base import ema_warmup_avg_fn
+from factored_timing.cache import lengths_to_mask
+from factored_timing.diffusion import GeometryDiffusion, GeometrySpec, target_features
+from factored_timing.pipeline import load_config
 from torch.optim.swa_utils import AveragedModel
 
 
@@ -38,52 +40,56 @@ def main(argv=None):
     T, n_users = int(cfg.data.T), 10
     kw = dict(dim=int(cfg.model.dim), dim_mults=list(cfg.model.dim_mults), num_res_blocks=int(cfg.model.num_res_blocks),
               groups=int(cfg.model.groups), cond_dim=5, n_users=n_users)
+    spec = GeometrySpec(fingerprint='bench', T=T, unet=kw, net_scale=100., geom_mean=[0., 0.], geom_std=[20., 20.],
+                        objective=str(cfg.training.objective), num_train_timesteps=int(cfg.diffusion.num_train_timesteps),
+                        beta_schedule=str(cfg.diffusion.beta_schedule))
     torch.manual_seed(0)
-    model = UNet1D(2, 2, **kw)
+    diffusion = GeometryDiffusion(spec)
+    model = diffusion.unet
     n_params = sum(q.numel() for q in model.parameters())
-    meta = {'T': T, 'objective': str(cfg.training.objective), 'net_scale': 100., 'timestep_spacing': None,
-            'scheduler': dict(num_train_timesteps=int(cfg.diffusion.num_train_timesteps), beta_schedule=str(cfg.diffusion.beta_schedule)),
-            'stats': {'geom_mean': [0., 0.], 'geom_std': [20., 20.]}}
     g = torch.Generator().manual_seed(0)
     res = {'threads': a.threads, 'params': n_params, 'model': kw, 'T': T}
 
     # training: forward + backward + AdamW + EMA on a global batch of the config's size
     B = int(cfg.training.batch_size)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    ema = AveragedModel(model, multi_avg_fn=ema_multi_avg_fn(0.995), use_buffers=True)
-    sched = make_scheduler(meta['objective'])
+    ema = AveragedModel(diffusion, multi_avg_fn=ema_warmup_avg_fn(0.995), use_buffers=True)
     L = torch.randint(4, T + 1, (B,), generator=g)
-    mask = torch.arange(T)[None] < L[:, None]
+    mask = lengths_to_mask(L, T)
     x0 = torch.randn(B, T, 2, generator=g) * mask[..., None]
-    cond = target_features(torch.randn(B, 2, generator=g) * 200, L, T=T, net_scale=100.)
+    net_b = torch.randn(B, 2, generator=g) * 200
     user = torch.randint(0, n_users, (B,), generator=g)
     def train_step():
         t = torch.randint(0, 1000, (B,), generator=g)
-        loss = diffusion_loss(model, x0, mask=mask, t=t, noise=torch.randn(B, T, 2, generator=g), scheduler=sched, cond=cond, user=user)
-        opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); ema.update_parameters(model)
+        noise = torch.randn(B, T, 2, generator=g)
+        loss = diffusion.loss(x0, mask=mask, net=net_b, lengths=L, t=t, noise=noise, user=user)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        ema.update_parameters(diffusion)
     secs = timed(train_step, a.train_steps)
     res['train_samples_per_s'] = B / secs
     print(f"model: {n_params:,} parameters {kw}, T={T}, threads={a.threads}")
     print(f"training     {B / secs:10.0f} samples/s   (batch {B}, forward+backward+AdamW+EMA)")
 
-    model.eval()
+    diffusion.eval()
     n = a.n
     Ls = torch.randint(4, T + 1, (n,), generator=g)
     net = torch.randn(n, 2, generator=g) * 200
     users = torch.randint(0, n_users, (n,), generator=g)
     # reference: the bare forward pass at the sampling batch size
     Bs = min(a.batch, n)
-    mref = torch.arange(T)[None] < Ls[:Bs, None]
+    mref = lengths_to_mask(Ls[:Bs], T)
     xr, cr, tr = torch.randn(Bs, T, 2), target_features(net[:Bs], Ls[:Bs], T=T, net_scale=100.), torch.full((Bs,), 500)
     with torch.inference_mode():
         fwd = timed(lambda: model(xr, tr, mask=mref, cond=cr, user=users[:Bs]), 3)
     res['forward_inference_mode_gestures_per_s'] = Bs / fwd
     for steps in (50, 10):
-        times = []                                          # one sample_gestures call per batch: per-batch wall times
+        times = []                                          # one sample call per batch: per-batch wall times
         for i in range(0, n, a.batch):
             sl = slice(i, i + a.batch)
             t0 = time.perf_counter()
-            sample_gestures(model, meta, lengths=Ls[sl], net=net[sl], user=users[sl], steps=steps, seed=i, batch_size=a.batch)
+            diffusion.sample(Ls[sl], net[sl], users[sl], steps=steps, seed=i, batch_size=a.batch)
             times.append(time.perf_counter() - t0)
         secs, best = sum(times), min(times) / min(a.batch, n)
         rate = n / secs

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['SOURCE_KINDS', 'SpatioTemporal', 'from_timing_cache', 'from_baseline', 'TimingConfig', 'dt_norm_stats',
            'compose_spatiotemporal_sequence', 'ConstantTimingSampler', 'CachedTimingSampler', 'save_npz', 'load_npz',
-           'to_balabit_csv', 'export_real', 'ft_export_real']
+           'to_balabit_csv', 'export_real']
 
 # %% ../nbs/05_assembly.ipynb #4a30d522
 import csv, json, math
@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from fastcore.script import call_parse
 from .cache import gesture_features, standardize_features
 from .dataset import denormalize
 
@@ -272,14 +271,3 @@ def export_real(cache, out, split='test', csv=None) -> SpatioTemporal:
     if csv: to_balabit_csv(st, csv)
     print(f"{st.source}: {len(st)} gestures, T={st.T} -> {out}")
     return st
-
-def ft_export_real(argv=None):
-    "Console script `ft_export_real --cache FILE|DIR --out FILE.npz [--split test] [--csv FILE]`."
-    import argparse
-    p = argparse.ArgumentParser(prog='ft_export_real', description=export_real.__doc__)
-    p.add_argument('--cache', required=True, help='a <split>_timing.pt file, or a cache directory (then --split)')
-    p.add_argument('--out', required=True, help='output .npz in the exchange format')
-    p.add_argument('--split', default='test'); p.add_argument('--csv', default=None, help='also write a Balabit-layout raw-log CSV')
-    a = p.parse_args(argv)
-    try: export_real(a.cache, a.out, a.split, a.csv)
-    except (FileNotFoundError, RuntimeError, ValueError) as e: raise SystemExit(f"ft_export_real: error: {e}")

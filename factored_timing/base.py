@@ -31,58 +31,80 @@ def save_atomic(obj, path) -> Path:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
-        if tmp.exists(): tmp.unlink()
+        if tmp.exists():
+            tmp.unlink()
     return path
 
 # %% ../nbs/00_base.ipynb #e83c57b1
 def load_weights_only(path, what='checkpoint', error=CheckpointError, map_location='cpu'):
     "`torch.load(weights_only=True)` with one clear `error` for a missing, corrupt or unreadable `what`."
     path = Path(path)
-    if not path.exists(): raise error(f"{path}: no such {what}")
-    try: return torch.load(path, map_location=map_location, weights_only=True)
+    if not path.exists():
+        raise error(f"{path}: no such {what}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
-        raise error(f"{path}: corrupt or unreadable {what} ({type(e).__name__}: {str(e)[:200]}); "
-                    "delete it, or rebuild / retrain") from e
+        raise error(
+            f"{path}: corrupt or unreadable {what} ({type(e).__name__}: {str(e)[:200]}); "
+            "delete it, or rebuild / retrain"
+        ) from e
 
 # %% ../nbs/00_base.ipynb #de7b5b2b
 CKPT_FORMAT = 'factored_timing.checkpoint/2'
 CKPT_KINDS = ('timing', 'diffusion')
 
-def save_checkpoint(path, state:dict, *, kind:str) -> Path:
+
+def save_checkpoint(path, state: dict, *, kind: str) -> Path:
     "Write `state`, tagged with the format and `kind`, atomically (`save_atomic`)."
-    if kind not in CKPT_KINDS: raise ValueError(f"kind must be one of {CKPT_KINDS}, got {kind!r}")
+    if kind not in CKPT_KINDS:
+        raise ValueError(f"kind must be one of {CKPT_KINDS}, got {kind!r}")
     return save_atomic({'format': CKPT_FORMAT, 'kind': kind, **state}, path)
 
 # %% ../nbs/00_base.ipynb #ee939b3c
-def _mismatches(ck:dict, expect:dict) -> list[str]:
+def _mismatches(ck: dict, expect: dict) -> list[str]:
     "`key: checkpoint has A, expected B` for each expected value (None: not checked) that differs."
-    return [f"{k}: checkpoint has {ck.get(k)!r}, expected {v!r}"
-            for k, v in expect.items() if v is not None and ck.get(k) != v]
+    return [
+        f"{k}: checkpoint has {ck.get(k)!r}, expected {v!r}"
+        for k, v in expect.items()
+        if v is not None and ck.get(k) != v
+    ]
 
-def load_checkpoint(path, *, kind:str, expect:dict|None=None, required=(), hint:str='',
-                    map_location='cpu') -> dict:
+
+def load_checkpoint(
+    path, *, kind: str, expect: dict | None = None, required=(), hint: str = '', map_location='cpu'
+) -> dict:
     "Load a `kind` checkpoint (weights only); refuse another format or kind, missing `required` keys or `expect` mismatches."
     path = Path(path)
     ck = load_weights_only(path, f'{kind} checkpoint', CheckpointError, map_location)
     got = (ck.get('format'), ck.get('kind')) if isinstance(ck, dict) else (type(ck).__name__, None)
     if got != (CKPT_FORMAT, kind):
-        raise CheckpointError(f"{path}: not a {kind} checkpoint (format {got[0]!r}, kind {got[1]!r}; "
-                              f"expected {CKPT_FORMAT!r}, {kind!r}); retrain, or point at a {kind} checkpoint")
+        raise CheckpointError(
+            f"{path}: not a {kind} checkpoint (format {got[0]!r}, kind {got[1]!r}; "
+            f"expected {CKPT_FORMAT!r}, {kind!r}); retrain, or point at a {kind} checkpoint"
+        )
     missing = [k for k in required if k not in ck]
-    if missing: raise CheckpointError(f"{path}: incomplete {kind} checkpoint, missing {missing}")
+    if missing:
+        raise CheckpointError(f"{path}: incomplete {kind} checkpoint, missing {missing}")
     bad = _mismatches(ck, expect or {})
-    if bad: raise CheckpointError(f"{path} does not match — " + "; ".join(bad) + (f". {hint}" if hint else ''))
+    if bad:
+        raise CheckpointError(
+            f"{path} does not match — " + "; ".join(bad) + (f". {hint}" if hint else '')
+        )
     return ck
 
 # %% ../nbs/00_base.ipynb #3af761d4
-def ema_warmup_avg_fn(decay:float=0.995):
+def ema_warmup_avg_fn(decay: float = 0.995):
     "`multi_avg_fn` for `AveragedModel`: torch's EMA update with decay d_n = min(decay, (1+n)/(10+n))."
+
     def avg_fn(ema_params, params, num_averaged):
         n = float(num_averaged)
-        return get_ema_multi_avg_fn(min(decay, (1 + n) / (10 + n)))(ema_params, params, num_averaged)
+        return get_ema_multi_avg_fn(min(decay, (1 + n) / (10 + n)))(
+            ema_params, params, num_averaged
+        )
+
     return avg_fn
 
 # %% ../nbs/00_base.ipynb #ae41d57d
-def step_generator(seed:int, step:int) -> torch.Generator:
+def step_generator(seed: int, step: int) -> torch.Generator:
     "The CPU generator of training step (or epoch) `step` of a run seeded with `seed`."
     return torch.Generator().manual_seed(seed * 1_000_003 + step)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_cache.ipynb #532a4867
 from __future__ import annotations
-import os, io, json, csv, math, time, hashlib, shutil, zipfile, tempfile, warnings, urllib.request
+import io, json, csv, math, hashlib, shutil, zipfile, tempfile, warnings, urllib.request
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 from collections import Counter
@@ -24,7 +24,7 @@ __all__ = ['CACHE_FORMAT', 'MOVE_STATES', 'STATE_CODES', 'BALABIT_URL', 'SYNTH_D
            'Gesture', 'Gestures', 'segment_session', 'gesture_features_from_steps', 'gesture_features',
            'standardize_features', 'split_sessions', 'estimate_tick', 'cache_fingerprint', 'lengths_to_mask',
            'timing_stats', 'build_cache', 'load_manifest', 'load_timing_cache', 'load_stats', 'check_cache',
-           'cache_summary', 'build_cache_cli', 'ft_build_cache', 'plot_cache', 'length_coverage', 'plot_thresholds']
+           'cache_summary', 'plot_cache', 'length_coverage', 'plot_thresholds']
 
 # %% ../nbs/00_cache.ipynb #8e8d0f04
 CACHE_FORMAT = 1  # bump when the layout of the cache files changes
@@ -650,41 +650,6 @@ def cache_summary(cache_dir, seconds=None) -> dict:
             'profile_first_mid_last': [float(f'{float(mp[i]):.4g}') for i in (0, T // 2, T - 1)],
             'skipped': {k: v['count'] for k, v in man['skipped'].items()},
             **({} if seconds is None else {'seconds': round(seconds, 2)})}
-
-def _build_cache_parser():
-    import argparse
-    p = argparse.ArgumentParser(prog='ft_build_cache', description='Build the timing cache of a dataset and print its JSON summary (last line).')
-    p.add_argument('--dataset', default='synthetic', choices=['synthetic', 'balabit', 'csv'])
-    p.add_argument('--data-dir', default=None, help='directory of raw session files (balabit: defaults to $FT_BALABIT_DIR)')
-    p.add_argument('--out', default='data/cache', help='output root; the cache goes to OUT/datasets/<id>')
-    p.add_argument('--T', type=int, default=64, help='fixed gesture length in steps')
-    p.add_argument('--seed', type=int, default=0, help='seed of the splits and of the synthetic generator')
-    p.add_argument('--pause', type=float, default=0.5, help='gap (s) that ends a gesture')
-    p.add_argument('--time-col', default='client timestamp', help='time column (csv)')
-    p.add_argument('--time-unit', default='s', choices=['s', 'ms'], help='unit of the time column (csv)')
-    p.add_argument('--long-policy', default='drop', choices=['drop', 'split'], help='gestures longer than T')
-    p.add_argument('--strict', action='store_true', help='raise on the first bad row instead of skipping it')
-    p.add_argument('--rebuild', action='store_true', help='replace a cache built from other data or config')
-    return p
-
-def build_cache_cli(argv=None) -> dict:
-    "Parse `ft_build_cache` arguments, build the cache, print and return its summary."
-    a = _build_cache_parser().parse_args(argv)
-    data_dir = a.data_dir or (os.environ.get('FT_BALABIT_DIR') if a.dataset == 'balabit' else None)
-    t0 = time.time()
-    kw = dict(pause=a.pause, long_policy=a.long_policy, on_bad='raise' if a.strict else 'skip')
-    if a.dataset == 'csv': kw.update(time_col=a.time_col, time_unit=a.time_unit)
-    try: cdir = build_cache(a.dataset, data_dir=data_dir, out=a.out, T=a.T, seed=a.seed, rebuild=a.rebuild, **kw)
-    except (DataFormatError, StaleCacheError, FileNotFoundError, ValueError) as e: raise SystemExit(f"ft_build_cache: error: {e}")
-    summ = cache_summary(cdir, time.time() - t0)
-    skipped = sum(summ['skipped'].values())
-    if skipped: print(f"skipped {skipped} rows/gestures: {summ['skipped']} (details in {cdir/'manifest.json'})")
-    print(json.dumps(summ))
-    return summ
-
-def ft_build_cache():
-    "Console script `ft_build_cache`: build the timing cache of a dataset; the JSON summary is the last line printed."
-    build_cache_cli()
 
 # %% ../nbs/00_cache.ipynb #b6583d9d
 def plot_cache(cache_dir, split='train', axs=None):

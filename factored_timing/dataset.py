@@ -18,7 +18,10 @@ __all__ = ['normalize', 'denormalize', 'GestureDataset', 'TimingDataset', 'plot_
 def _rotate(dxdy: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
     "Rotate [N,T,2] deltas by `angle` [N] radians (counter-clockwise in x-right, y-down pixels)."
     c, s = torch.cos(angle)[:, None], torch.sin(angle)[:, None]
-    return torch.stack([c * dxdy[..., 0] - s * dxdy[..., 1], s * dxdy[..., 0] + c * dxdy[..., 1]], -1)
+    return torch.stack(
+        [c * dxdy[..., 0] - s * dxdy[..., 1], s * dxdy[..., 0] + c * dxdy[..., 1]], -1
+    )
+
 
 def _time_resample(dxdy: torch.Tensor, dt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     "Deltas of each path sampled at T equally spaced instants of its own duration (linear interpolation)."
@@ -26,13 +29,14 @@ def _time_resample(dxdy: torch.Tensor, dt: torch.Tensor, mask: torch.Tensor) -> 
     out = torch.zeros_like(dxdy)
     for i in range(N):
         L = int(mask[i].sum())
-        t = np.r_[0., np.cumsum(dt[i, :L].double().numpy())]
+        t = np.r_[0.0, np.cumsum(dt[i, :L].double().numpy())]
         p = np.r_[np.zeros((1, 2)), np.cumsum(dxdy[i, :L].double().numpy(), 0)]
-        keep = np.r_[np.diff(t) > 0, True]                      # repeated timestamps: keep the last position
+        keep = np.r_[np.diff(t) > 0, True]  # repeated timestamps: keep the last position
         grid = np.linspace(0, t[-1], T + 1)
         q = np.stack([np.interp(grid, t[keep], p[keep, j]) for j in range(2)], 1)
         out[i] = torch.from_numpy(np.diff(q, axis=0)).float()
     return out
+
 
 def _moments(x: torch.Tensor, mask: torch.Tensor):
     "Per-channel mean and std (floored at 1e-3) over valid steps."
@@ -43,89 +47,190 @@ def _moments(x: torch.Tensor, mask: torch.Tensor):
 def _geom(stats, key, ref):
     return torch.as_tensor(stats[key], dtype=ref.dtype, device=ref.device)
 
+
 def normalize(dxdy, mask, stats):
     "Pixel deltas [...,T,2] → normalised with `stats['geom_mean']`/`stats['geom_std']`; zero on padding."
-    return (dxdy - _geom(stats, 'geom_mean', dxdy)) / _geom(stats, 'geom_std', dxdy) * torch.as_tensor(mask)[..., None].to(dxdy.dtype)
+    return (
+        (dxdy - _geom(stats, 'geom_mean', dxdy))
+        / _geom(stats, 'geom_std', dxdy)
+        * torch.as_tensor(mask)[..., None].to(dxdy.dtype)
+    )
+
 
 def denormalize(x, mask, stats):
     "Normalised deltas [...,T,2] → pixels (inverse of `normalize`); zero on padding."
-    return (x * _geom(stats, 'geom_std', x) + _geom(stats, 'geom_mean', x)) * torch.as_tensor(mask)[..., None].to(x.dtype)
+    return (x * _geom(stats, 'geom_std', x) + _geom(stats, 'geom_mean', x)) * torch.as_tensor(mask)[
+        ..., None
+    ].to(x.dtype)
 
 # %% ../nbs/01_dataset.ipynb #d452ccce
 class GestureDataset(Dataset):
     "Normalised (Δx, Δy) [T,2] + mask + conditioning of one split of a timing cache; Δt is dropped."
-    def __init__(self, cache_dir, split='train', normalize_sequences=True, canonicalize_path=False,
-                 canonicalize_duration=False, positives_only=False):
+
+    def __init__(
+        self,
+        cache_dir,
+        split='train',
+        normalize_sequences=True,
+        canonicalize_path=False,
+        canonicalize_duration=False,
+        positives_only=False,
+    ):
         d = load_timing_cache(cache_dir, split)
         self.cache_dir, self.split, self.stats = Path(cache_dir), split, d['stats']
-        self.normalize_sequences, self.canonicalize_path, self.canonicalize_duration = normalize_sequences, canonicalize_path, canonicalize_duration
-        keep = d['positive'] == 1 if positives_only else torch.ones(len(d['positive']), dtype=torch.bool)
-        self.mask, self.user, self.lengths, self.positive = d['mask'][keep], d['user'][keep], d['lengths'][keep], d['positive'][keep]
+        self.normalize_sequences, self.canonicalize_path, self.canonicalize_duration = (
+            normalize_sequences,
+            canonicalize_path,
+            canonicalize_duration,
+        )
+        keep = (
+            d['positive'] == 1
+            if positives_only
+            else torch.ones(len(d['positive']), dtype=torch.bool)
+        )
+        self.mask, self.user, self.lengths, self.positive = (
+            d['mask'][keep],
+            d['user'][keep],
+            d['lengths'][keep],
+            d['positive'][keep],
+        )
         self.features = standardize_features(d['features'][keep], self.stats)
         dxdy = d['dxdy'][keep]
         self.net = dxdy.sum(1)
         self.angle = torch.atan2(self.net[:, 1], self.net[:, 0])
         self.dxdy = self._transform(dxdy, d['dt'][keep], self.mask, self.angle)
-        if self.canonicalize_duration: self.mask = torch.ones_like(self.mask)
-        if canonicalize_path or canonicalize_duration:     # statistics of the transformed train positives
+        if self.canonicalize_duration:
+            self.mask = torch.ones_like(self.mask)
+        if (
+            canonicalize_path or canonicalize_duration
+        ):  # statistics of the transformed train positives
             tr = d if split == 'train' else load_timing_cache(cache_dir, 'train')
             p = tr['positive'] == 1
             m = torch.ones_like(tr['mask'][p]) if canonicalize_duration else tr['mask'][p]
             n = tr['dxdy'][p].sum(1)
-            self.mean, self.std = _moments(self._transform(tr['dxdy'][p], tr['dt'][p], tr['mask'][p], torch.atan2(n[:, 1], n[:, 0])), m)
-        else: self.mean, self.std = self.stats['geom_mean'], self.stats['geom_std']
+            self.mean, self.std = _moments(
+                self._transform(
+                    tr['dxdy'][p], tr['dt'][p], tr['mask'][p], torch.atan2(n[:, 1], n[:, 0])
+                ),
+                m,
+            )
+        else:
+            self.mean, self.std = self.stats['geom_mean'], self.stats['geom_std']
         self.feature_dim, self.T = self.features.shape[1], self.dxdy.shape[1]
 
     def _transform(self, dxdy, dt, mask, angle):
-        if self.canonicalize_duration: dxdy = _time_resample(dxdy, dt, mask)
-        if self.canonicalize_path: dxdy = _rotate(dxdy, -angle)
+        if self.canonicalize_duration:
+            dxdy = _time_resample(dxdy, dt, mask)
+        if self.canonicalize_path:
+            dxdy = _rotate(dxdy, -angle)
         return dxdy
 
     @property
-    def geom_stats(self): return {'geom_mean': self.mean, 'geom_std': self.std}
+    def geom_stats(self):
+        return {'geom_mean': self.mean, 'geom_std': self.std}
 
     def normalize(self, dxdy, mask):
         "Pixels → normalised, zero on padding."
-        return normalize(dxdy, mask, self.geom_stats) if self.normalize_sequences else dxdy * mask[..., None]
+        return (
+            normalize(dxdy, mask, self.geom_stats)
+            if self.normalize_sequences
+            else dxdy * mask[..., None]
+        )
 
     def denormalize(self, x, mask=None, angle=None):
         "Normalised → pixels (zero on padding when `mask` is given); rotates back when the path was canonicalised."
         m = torch.ones(x.shape[:-1], dtype=torch.bool) if mask is None else mask
-        d = denormalize(x, m, self.geom_stats) if self.normalize_sequences else x * torch.as_tensor(m)[..., None]
-        if angle is not None: d = _rotate(d, torch.as_tensor(angle))
+        d = (
+            denormalize(x, m, self.geom_stats)
+            if self.normalize_sequences
+            else x * torch.as_tensor(m)[..., None]
+        )
+        if angle is not None:
+            d = _rotate(d, torch.as_tensor(angle))
         return d
 
-    def __len__(self): return len(self.dxdy)
+    def __len__(self):
+        return len(self.dxdy)
+
     def __getitem__(self, i):
-        return {'x': self.normalize(self.dxdy[i], self.mask[i]), 'mask': self.mask[i], 'cond': self.features[i],
-                'user': self.user[i], 'length': self.lengths[i], 'positive': self.positive[i], 'net': self.net[i], 'angle': self.angle[i]}
+        return {
+            'x': self.normalize(self.dxdy[i], self.mask[i]),
+            'mask': self.mask[i],
+            'cond': self.features[i],
+            'user': self.user[i],
+            'length': self.lengths[i],
+            'positive': self.positive[i],
+            'net': self.net[i],
+            'angle': self.angle[i],
+        }
 
 # %% ../nbs/01_dataset.ipynb #f334e45f
 class TimingDataset(Dataset):
     "Conditioning features, log-duration, profile and mask of one split of a timing cache."
-    keys = ('features', 'user', 'log_duration', 'duration', 'profile', 'profile_target', 'mask', 'length', 'positive')
+
+    keys = (
+        'features',
+        'user',
+        'log_duration',
+        'duration',
+        'profile',
+        'profile_target',
+        'mask',
+        'length',
+        'positive',
+    )
+
     def __init__(self, cache_dir, split='train', positives_only=True):
         d = load_timing_cache(cache_dir, split)
-        self.cache_dir, self.split, self.stats, self.fingerprint = Path(cache_dir), split, d['stats'], d['fingerprint']
-        keep = d['positive'] == 1 if positives_only else torch.ones(len(d['positive']), dtype=torch.bool)
-        self.data = {'features': standardize_features(d['features'][keep], self.stats), 'user': d['user'][keep],
-                     'log_duration': d['log_duration'][keep], 'duration': d['duration'][keep], 'profile': d['profile'][keep],
-                     'profile_target': d['profile_target'][keep], 'mask': d['mask'][keep], 'length': d['lengths'][keep],
-                     'positive': d['positive'][keep]}
-        self.feature_dim, self.T, self.n_users = self.data['features'].shape[1], self.data['mask'].shape[1], int(self.stats['n_users'])
-    def __len__(self): return len(self.data['user'])
-    def __getitem__(self, i): return {k: v[i] for k, v in self.data.items()}
+        self.cache_dir, self.split, self.stats, self.fingerprint = (
+            Path(cache_dir),
+            split,
+            d['stats'],
+            d['fingerprint'],
+        )
+        keep = (
+            d['positive'] == 1
+            if positives_only
+            else torch.ones(len(d['positive']), dtype=torch.bool)
+        )
+        self.data = {
+            'features': standardize_features(d['features'][keep], self.stats),
+            'user': d['user'][keep],
+            'log_duration': d['log_duration'][keep],
+            'duration': d['duration'][keep],
+            'profile': d['profile'][keep],
+            'profile_target': d['profile_target'][keep],
+            'mask': d['mask'][keep],
+            'length': d['lengths'][keep],
+            'positive': d['positive'][keep],
+        }
+        self.feature_dim, self.T, self.n_users = (
+            self.data['features'].shape[1],
+            self.data['mask'].shape[1],
+            int(self.stats['n_users']),
+        )
+
+    def __len__(self):
+        return len(self.data['user'])
+
+    def __getitem__(self, i):
+        return {k: v[i] for k, v in self.data.items()}
 
 # %% ../nbs/01_dataset.ipynb #4308e470
 def plot_batch(batch, stats, n_paths=12):
     "Mean profile of a `TimingDataset` batch vs the cache's, or the paths of a `GestureDataset` batch."
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(1, 1, figsize=(5, 3.2))
     if 'profile' in batch:
-        ax.plot(batch['profile'].mean(0).numpy(), label='minibatch'); ax.plot(stats['mean_profile'].numpy(), '--', label='cache E[w]')
-        ax.set(yscale='log', xlabel='step', title='mean profile'); ax.legend()
+        ax.plot(batch['profile'].mean(0).numpy(), label='minibatch')
+        ax.plot(stats['mean_profile'].numpy(), '--', label='cache E[w]')
+        ax.set(yscale='log', xlabel='step', title='mean profile')
+        ax.legend()
     else:
         for i in range(min(n_paths, len(batch['x']))):
-            p = torch.cumsum(batch['x'][i][batch['mask'][i]], 0); ax.plot(p[:, 0], p[:, 1], '.-', ms=3)
-        ax.set(title='normalised paths (cumulative)', xlabel='x', ylabel='y'); ax.invert_yaxis()
+            p = torch.cumsum(batch['x'][i][batch['mask'][i]], 0)
+            ax.plot(p[:, 0], p[:, 1], '.-', ms=3)
+        ax.set(title='normalised paths (cumulative)', xlabel='x', ylabel='y')
+        ax.invert_yaxis()
     return ax

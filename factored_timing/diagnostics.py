@@ -17,8 +17,14 @@ import matplotlib.pyplot as plt
 from .cache import check_cache, cache_summary, load_timing_cache, plot_cache
 from .dataset import TimingDataset, plot_batch
 from .timing_heads import ProfileHead, masked_dirichlet_log_prob
-from .timing_train import (Acceptance, load_timing_model, load_timing_checkpoint, compare_timing,
-                                          acceptance, plot_compare)
+from factored_timing.timing_train import (
+    Acceptance,
+    load_timing_model,
+    load_timing_checkpoint,
+    compare_timing,
+    acceptance,
+    plot_compare,
+)
 from .assembly import load_npz
 from .evaluation import check_timing_guard
 
@@ -31,57 +37,82 @@ __all__ = ['CacheStage', 'stage_cache', 'DataloaderStage', 'stage_dataloader', '
 @dataclass
 class CacheStage:
     "Stage 1: the per-split integrity checks and the cache's summary."
+
     splits: dict
     summary: dict
+
     @property
-    def ok(self) -> bool: return bool(self.splits)
+    def ok(self) -> bool:
+        return bool(self.splits)
+
 
 def stage_cache(cache_dir, plot=True) -> CacheStage:
     "Stage 1: the integrity checks of `check_cache` and the cache's one-line summary (plus its four-panel plot)."
     res = CacheStage(check_cache(cache_dir), cache_summary(cache_dir))
-    if plot: plot_cache(cache_dir)
+    if plot:
+        plot_cache(cache_dir)
     return res
 
 # %% ../nbs/07_diagnostics.ipynb #0ee51683
 @dataclass
 class DataloaderStage:
     "Stage 2: what one minibatch shows (its three checks assert)."
+
     feature_dim: int
     batch_mean_profile_first: float
     cache_mean_profile_first: float
+
     @property
-    def ok(self) -> bool: return self.feature_dim > 0
+    def ok(self) -> bool:
+        return self.feature_dim > 0
+
 
 def stage_dataloader(cache_dir, batch_size=512, seed=0, plot=True) -> DataloaderStage:
     "Stage 2: inspect one shuffled `TimingDataset` minibatch; asserts the plan's three checks."
     ds = TimingDataset(cache_dir, 'train')
     g = torch.Generator().manual_seed(seed)
-    b = next(iter(torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, generator=g)))
-    assert b['features'].shape[1] == ds.feature_dim, 'feature width differs from the conditioning dimension'
+    b = next(
+        iter(torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, generator=g))
+    )
+    assert b['features'].shape[1] == ds.feature_dim, (
+        'feature width differs from the conditioning dimension'
+    )
     padded_zero = (b['profile'][~b['mask']] == 0).all() and (b['mask'].sum(1) == b['length']).all()
     assert padded_zero, 'padding is not zero/masked'
-    assert torch.allclose(b['log_duration'], b['duration'].log(), atol=1e-5), 'log_duration != log(duration)'
-    if plot: plot_batch(b, ds.stats)
-    return DataloaderStage(ds.feature_dim, float(b['profile'][:, 0].mean()), float(ds.stats['mean_profile'][0]))
+    assert torch.allclose(b['log_duration'], b['duration'].log(), atol=1e-5), (
+        'log_duration != log(duration)'
+    )
+    if plot:
+        plot_batch(b, ds.stats)
+    return DataloaderStage(
+        ds.feature_dim, float(b['profile'][:, 0].mean()), float(ds.stats['mean_profile'][0])
+    )
 
 # %% ../nbs/07_diagnostics.ipynb #a5a5f74c
 @dataclass
 class ProfileFit:
     "One parameterisation's unconditional fit: final NLL, worst relative error of E[w], E[w₀]."
+
     nll: float
     max_rel_err: float
     first: float
 
+
 @dataclass
 class ArchitectureStage:
     "Stage 3: the fits of each profile parameterisation to the most common length `L`."
+
     L: int
     data_first: float
-    fits: dict                       # parameterisation → ProfileFit
+    fits: dict  # parameterisation → ProfileFit
+
     @property
-    def best(self) -> str: return min(self.fits, key=lambda p: self.fits[p].max_rel_err)
+    def best(self) -> str:
+        return min(self.fits, key=lambda p: self.fits[p].max_rel_err)
+
     @property
-    def ok(self) -> bool: return self.fits[self.best].max_rel_err < 0.5
+    def ok(self) -> bool:
+        return self.fits[self.best].max_rel_err < 0.5
 
 # %% ../nbs/07_diagnostics.ipynb #1701d3b8
 def _fit_profile(param, w, mask, L, steps, seed):
@@ -99,8 +130,10 @@ def _fit_profile(param, w, mask, L, steps, seed):
     a = alpha[0, :L].detach()
     return float(loss.detach()), a / a.sum()
 
-def stage_architecture(cache_dir, params=('direct', 'template', 'cumulative'), steps=300, seed=0,
-                       plot=True) -> ArchitectureStage:
+
+def stage_architecture(
+    cache_dir, params=('direct', 'template', 'cumulative'), steps=300, seed=0, plot=True
+) -> ArchitectureStage:
     "Stage 3: fit each profile parameterisation to the profiles of the most common length; worst relative error of E[w]."
     d = load_timing_cache(cache_dir, 'train')
     L = int(torch.mode(d['lengths']).values)
@@ -114,9 +147,12 @@ def stage_architecture(cache_dir, params=('direct', 'template', 'cumulative'), s
     for p in params:
         nll, mean = _fit_profile(p, w, mask, L, steps, seed)
         fits[p] = ProfileFit(nll, float(((mean - target).abs() / target).max()), float(mean[0]))
-        if plot: ax.plot(mean.numpy(), '--', label=f"{p}: max rel err {fits[p].max_rel_err:.2f}")
+        if plot:
+            ax.plot(mean.numpy(), '--', label=f"{p}: max rel err {fits[p].max_rel_err:.2f}")
     if plot:
-        ax.set(yscale='log', xlabel='step', title=f'mean profile, L = {L} ({int(rows.sum())} gestures)')
+        ax.set(
+            yscale='log', xlabel='step', title=f'mean profile, L = {L} ({int(rows.sum())} gestures)'
+        )
         ax.legend(fontsize=8)
     return ArchitectureStage(L, float(target[0]), fits)
 
@@ -124,6 +160,7 @@ def stage_architecture(cache_dir, params=('direct', 'template', 'cumulative'), s
 @dataclass
 class TrainingStage:
     "Stage 4: the timing trainer's log, first and last epoch, and any collapse."
+
     epochs: int
     train_loss_first_last: tuple
     val_loss_first_last: tuple
@@ -131,75 +168,134 @@ class TrainingStage:
     collapse: bool
     mu_err: float
     sigma_rel_err: float
+
     @property
-    def ok(self) -> bool: return not self.collapse
+    def ok(self) -> bool:
+        return not self.collapse
+
 
 def stage_training(timing_ckpt, plot=True) -> TrainingStage:
     "Stage 4: the timing heads' per-epoch log; converging losses and stats; `collapse` is a flat profile at the last epoch."
     h = pd.DataFrame(load_timing_checkpoint(timing_ckpt)['history'])
     last = h.iloc[-1]
-    res = TrainingStage(len(h), (float(h.train_loss.iloc[0]), float(last.train_loss)),
-                        (float(h.val_loss.iloc[0]), float(last.val_loss)), [int(e) for e in h.epoch[h.collapse]],
-                        bool(last.collapse), float(abs(last.mu - last.cache_mu)),
-                        float(abs(last.sigma - last.cache_sigma) / last.cache_sigma))
-    if plot: _plot_training(h)
+    res = TrainingStage(
+        len(h),
+        (float(h.train_loss.iloc[0]), float(last.train_loss)),
+        (float(h.val_loss.iloc[0]), float(last.val_loss)),
+        [int(e) for e in h.epoch[h.collapse]],
+        bool(last.collapse),
+        float(abs(last.mu - last.cache_mu)),
+        float(abs(last.sigma - last.cache_sigma) / last.cache_sigma),
+    )
+    if plot:
+        _plot_training(h)
     return res
+
 
 def _plot_training(h):
     fig, axs = plt.subplots(1, 3, figsize=(15, 3.2))
     h.plot(x='epoch', y=['train_loss', 'val_loss'], ax=axs[0], title='loss')
-    h.plot(x='epoch', y=['mu', 'cache_mu', 'sigma', 'cache_sigma'], ax=axs[1], style=['-', '--', '-', '--'],
-           title='duration μ, σ')
-    h.plot(x='epoch', y=['profile_first', 'cache_first', 'profile_last', 'cache_last'], ax=axs[2], logy=True,
-           style=['-', '--', '-', '--'], title='profile first / last')
+    h.plot(
+        x='epoch',
+        y=['mu', 'cache_mu', 'sigma', 'cache_sigma'],
+        ax=axs[1],
+        style=['-', '--', '-', '--'],
+        title='duration μ, σ',
+    )
+    h.plot(
+        x='epoch',
+        y=['profile_first', 'cache_first', 'profile_last', 'cache_last'],
+        ax=axs[2],
+        logy=True,
+        style=['-', '--', '-', '--'],
+        title='profile first / last',
+    )
     plt.tight_layout()
 
 # %% ../nbs/07_diagnostics.ipynb #bad8773b
 @dataclass
 class SamplerStage:
     "Stage 5: the sampler's acceptance checks on the val split."
+
     checks: Acceptance
+
     @property
-    def ok(self) -> bool: return self.checks.ok
+    def ok(self) -> bool:
+        return self.checks.ok
+
 
 def stage_sampler(timing_ckpt, cache_dir, samples=2048, seed=0, plot=True) -> SamplerStage:
     "Stage 5: sampled vs real timing on the val split (`compare_timing`) and the plan's acceptance checks."
     tm = load_timing_model(timing_ckpt)
     tick = float(load_timing_cache(cache_dir, 'train')['stats']['tick'])
-    cmp = compare_timing(tm, load_timing_cache(cache_dir, 'val'), samples=samples, seed=seed, quantize=tick > 0)
-    if plot: plot_compare(cmp)
+    cmp = compare_timing(
+        tm, load_timing_cache(cache_dir, 'val'), samples=samples, seed=seed, quantize=tick > 0
+    )
+    if plot:
+        plot_compare(cmp)
     return SamplerStage(acceptance(cmp))
 
 # %% ../nbs/07_diagnostics.ipynb #e53bf507
 @dataclass
 class IntegrationStage:
     "Stage 6: the ±tol timing guard of the run's generated vs real test gestures."
+
     ok: bool
     tol: float
     real: dict
     fake: dict
     rel_diff: dict
 
+
 def stage_integration(run_dir, tol=0.10) -> IntegrationStage:
     "Stage 6: the ±10 % guard on Δt median and |vel| p95 of the run's generated gestures vs its real test gestures."
-    real, fake = load_npz(Path(run_dir)/'real_test.npz'), load_npz(Path(run_dir)/'generated.npz')
+    real, fake = (
+        load_npz(Path(run_dir) / 'real_test.npz'),
+        load_npz(Path(run_dir) / 'generated.npz'),
+    )
     g = check_timing_guard(real, fake, tol=tol, allow=True)
     return IntegrationStage(bool(g['ok']), g['tol'], g['real'], g['fake'], g['rel_diff'])
 
 # %% ../nbs/07_diagnostics.ipynb #431a2026
-def decisions(s1:CacheStage, s2:DataloaderStage, s3:ArchitectureStage, s4:TrainingStage, s5:SamplerStage,
-              s6:IntegrationStage) -> pd.DataFrame:
+def decisions(
+    s1: CacheStage,
+    s2: DataloaderStage,
+    s3: ArchitectureStage,
+    s4: TrainingStage,
+    s5: SamplerStage,
+    s6: IntegrationStage,
+) -> pd.DataFrame:
     "Stage 7: a table of the plan's decision points, each with the `ok` it reads and the branch that applies."
-    rows = [('cache integrity', s1.ok, 'checks passed' if s1.ok else 'rebuild the cache', 'stage 1'),
-            ('dataloader', s2.ok, 'minibatch checks passed', 'stage 2'),
-            ('architecture', s3.ok, f"best parameterisation: {s3.best}", 'stage 3'),
-            ('training loop', s4.ok, 'no collapse' if s4.ok else 'collapse: revisit architecture', 'stage 4'),
-            ('sampler', s5.ok, 'matches the cache' if s5.ok else
-             'sampler off: revisit architecture before loss weights', 'stage 5'),
-            ('integration', s6.ok, 'Δt stats within ±10 %' if s6.ok else
-             'drift inside evaluation: inspect normalisation', 'stage 6')]
+    rows = [
+        ('cache integrity', s1.ok, 'checks passed' if s1.ok else 'rebuild the cache', 'stage 1'),
+        ('dataloader', s2.ok, 'minibatch checks passed', 'stage 2'),
+        ('architecture', s3.ok, f"best parameterisation: {s3.best}", 'stage 3'),
+        (
+            'training loop',
+            s4.ok,
+            'no collapse' if s4.ok else 'collapse: revisit architecture',
+            'stage 4',
+        ),
+        (
+            'sampler',
+            s5.ok,
+            'matches the cache'
+            if s5.ok
+            else 'sampler off: revisit architecture before loss weights',
+            'stage 5',
+        ),
+        (
+            'integration',
+            s6.ok,
+            'Δt stats within ±10 %' if s6.ok else 'drift inside evaluation: inspect normalisation',
+            'stage 6',
+        ),
+    ]
     df = pd.DataFrame(rows, columns=['decision point', 'ok', 'branch', 'from'])
-    nxt = ('all structural checks pass: loss weights / temperatures may be tuned' if df.ok.all()
-           else f"fix first: {df[~df.ok]['decision point'].iloc[0]}")
+    nxt = (
+        'all structural checks pass: loss weights / temperatures may be tuned'
+        if df.ok.all()
+        else f"fix first: {df[~df.ok]['decision point'].iloc[0]}"
+    )
     last = pd.DataFrame([('next step', bool(df.ok.all()), nxt, 'plan 001 §7')], columns=df.columns)
     return pd.concat([df, last], ignore_index=True)

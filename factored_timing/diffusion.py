@@ -28,29 +28,38 @@ __all__ = ['OBJECTIVES', 'DIFFUSION_CKPT_KEYS', 'SinusoidalPosEmb', 'Block', 'Re
 
 # %% ../nbs/04_diffusion.ipynb #7ffaf866
 from fastcore.basics import patch
-from .base import (CheckpointError, save_checkpoint, load_checkpoint, ema_warmup_avg_fn,
-                                  step_generator)
+from factored_timing.base import (
+    CheckpointError,
+    save_checkpoint,
+    load_checkpoint,
+    ema_warmup_avg_fn,
+    step_generator,
+)
 from .cache import build_cache, load_manifest, lengths_to_mask
 from .dataset import GestureDataset, normalize, denormalize
 
 # %% ../nbs/04_diffusion.ipynb #f8daf5d1
 class SinusoidalPosEmb(nn.Module):
     "Sinusoidal embedding of diffusion timesteps `t` [B] → [B, dim] (Vaswani et al. 2017)."
-    def __init__(self, dim:int, theta:float=10_000.):
+
+    def __init__(self, dim: int, theta: float = 10_000.0):
         super().__init__()
         self.dim, self.theta = dim, theta
 
     def forward(self, t):
         half = self.dim // 2
         # ω_k = θ^(-k/(half-1)),  emb(t) = [sin(t·ω), cos(t·ω)]
-        freqs = torch.exp(-math.log(self.theta) * torch.arange(half, device=t.device) / max(half - 1, 1))
+        freqs = torch.exp(
+            -math.log(self.theta) * torch.arange(half, device=t.device) / max(half - 1, 1)
+        )
         args = t.float()[:, None] * freqs[None]
         return torch.cat([args.sin(), args.cos()], dim=-1)
 
 # %% ../nbs/04_diffusion.ipynb #c1693b79
 class Block(nn.Module):
     "conv3 → GroupNorm → FiLM `x·(1+γ)+β` → SiLU, on [B, C, T]."
-    def __init__(self, dim:int, dim_out:int, *, groups:int=8):
+
+    def __init__(self, dim: int, dim_out: int, *, groups: int = 8):
         super().__init__()
         self.proj = nn.Conv1d(dim, dim_out, 3, padding=1)
         self.norm = nn.GroupNorm(groups, dim_out)
@@ -60,12 +69,14 @@ class Block(nn.Module):
         x = self.norm(self.proj(x))
         if scale_shift is not None:
             scale, shift = scale_shift
-            x = torch.addcmul(shift, x, scale + 1)   # FiLM: x·(1+γ) + β
+            x = torch.addcmul(shift, x, scale + 1)  # FiLM: x·(1+γ) + β
         return self.act(x)
+
 
 class ResnetBlock(nn.Module):
     "Two `Block`s with a residual 1×1 conv; the embedding `emb` [B, E] sets the FiLM (γ, β) of the first."
-    def __init__(self, dim:int, dim_out:int, *, emb_dim:int, groups:int=8):
+
+    def __init__(self, dim: int, dim_out: int, *, emb_dim: int, groups: int = 8):
         super().__init__()
         self.mlp = nn.Sequential(nn.SiLU(), nn.Linear(emb_dim, dim_out * 2))
         self.block1 = Block(dim, dim_out, groups=groups)
@@ -80,60 +91,95 @@ class ResnetBlock(nn.Module):
 # %% ../nbs/04_diffusion.ipynb #9258ea0f
 class UNet1D(nn.Module):
     "1-D U-Net predicting ε or v for normalised deltas `x` [B,T,in_channels] under `mask` [B,T]."
-    def __init__(self, in_channels:int=2, out_channels:int=2, *,
-                 dim:int=16,               # channels at full resolution
-                 dim_mults=(1, 2, 4),      # channel multiplier per resolution level (T halves per level)
-                 num_res_blocks:int=2,     # residual blocks per level (down and up)
-                 groups:int=8,             # GroupNorm groups
-                 cond_dim:int=5,           # length of the target vector (see `target_features`)
-                 n_users:int=1,            # user embeddings (+1 null user)
-                 emb_dim:int|None=None):   # width of the conditioning embedding (default 4·dim)
+
+    def __init__(
+        self,
+        in_channels: int = 2,
+        out_channels: int = 2,
+        *,
+        dim: int = 16,  # channels at full resolution
+        dim_mults=(1, 2, 4),  # channel multiplier per resolution level (T halves per level)
+        num_res_blocks: int = 2,  # residual blocks per level (down and up)
+        groups: int = 8,  # GroupNorm groups
+        cond_dim: int = 5,  # length of the target vector (see `target_features`)
+        n_users: int = 1,  # user embeddings (+1 null user)
+        emb_dim: int | None = None,
+    ):  # width of the conditioning embedding (default 4·dim)
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
         self.n_users, self.cond_dim, self.n_levels = n_users, cond_dim, len(dim_mults)
         emb_dim = emb_dim or dim * 4
-        self.time_mlp = nn.Sequential(SinusoidalPosEmb(dim), nn.Linear(dim, emb_dim), nn.GELU(), nn.Linear(emb_dim, emb_dim))
-        self.cond_mlp = nn.Sequential(nn.Linear(cond_dim, emb_dim), nn.GELU(), nn.Linear(emb_dim, emb_dim))
+        self.time_mlp = nn.Sequential(
+            SinusoidalPosEmb(dim), nn.Linear(dim, emb_dim), nn.GELU(), nn.Linear(emb_dim, emb_dim)
+        )
+        self.cond_mlp = nn.Sequential(
+            nn.Linear(cond_dim, emb_dim), nn.GELU(), nn.Linear(emb_dim, emb_dim)
+        )
         self.user_emb = nn.Embedding(n_users + 1, emb_dim)
 
-        self.init_conv = nn.Conv1d(2 * in_channels + 1, dim, 7, padding=3)   # x, mask, drift
+        self.init_conv = nn.Conv1d(2 * in_channels + 1, dim, 7, padding=3)  # x, mask, drift
         dims = [dim, *[dim * m for m in dim_mults]]
         in_out = list(zip(dims[:-1], dims[1:]))
         res = lambda a, b: ResnetBlock(a, b, emb_dim=emb_dim, groups=groups)
         self.downs, self.ups = nn.ModuleList(), nn.ModuleList()
         for i, (d_in, d_out) in enumerate(in_out):
             last = i == len(in_out) - 1
-            self.downs.append(nn.ModuleList([
-                nn.ModuleList([res(d_in, d_in) for _ in range(num_res_blocks)]),
-                nn.Conv1d(d_in, d_out, 3, padding=1) if last else nn.Conv1d(d_in, d_out, 4, stride=2, padding=1)]))
+            self.downs.append(
+                nn.ModuleList(
+                    [
+                        nn.ModuleList([res(d_in, d_in) for _ in range(num_res_blocks)]),
+                        nn.Conv1d(d_in, d_out, 3, padding=1)
+                        if last
+                        else nn.Conv1d(d_in, d_out, 4, stride=2, padding=1),
+                    ]
+                )
+            )
         self.mid1, self.mid2 = res(dims[-1], dims[-1]), res(dims[-1], dims[-1])
         for i, (d_in, d_out) in enumerate(reversed(in_out)):
             last = i == len(in_out) - 1
-            self.ups.append(nn.ModuleList([
-                nn.ModuleList([res(d_out + d_in, d_out) for _ in range(num_res_blocks)]),
-                nn.Conv1d(d_out, d_in, 3, padding=1) if last else
-                nn.Sequential(nn.Upsample(scale_factor=2, mode='nearest'), nn.Conv1d(d_out, d_in, 3, padding=1))]))
+            self.ups.append(
+                nn.ModuleList(
+                    [
+                        nn.ModuleList([res(d_out + d_in, d_out) for _ in range(num_res_blocks)]),
+                        nn.Conv1d(d_out, d_in, 3, padding=1)
+                        if last
+                        else nn.Sequential(
+                            nn.Upsample(scale_factor=2, mode='nearest'),
+                            nn.Conv1d(d_out, d_in, 3, padding=1),
+                        ),
+                    ]
+                )
+            )
         self.final_res = res(dim * 2, dim)
         self.final_conv = nn.Conv1d(dim, out_channels, 1)
 
     def embed(self, t, cond=None, user=None):
         "Conditioning vector: time MLP + target MLP + user embedding (null user when `user` is None)."
         B = t.shape[0]
-        if cond is None: cond = torch.zeros(B, self.cond_dim, device=t.device)
-        if user is None: user = torch.full((B,), self.n_users, dtype=torch.long, device=t.device)
+        if cond is None:
+            cond = torch.zeros(B, self.cond_dim, device=t.device)
+        if user is None:
+            user = torch.full((B,), self.n_users, dtype=torch.long, device=t.device)
         return self.time_mlp(t) + self.cond_mlp(cond) + self.user_emb(user)
 
     def forward(self, x, t, *, mask, cond=None, user=None, drift=None):
         "ε or v [B,T,out] for noisy `x` [B,T,C] at timesteps `t` [B]; `drift` [B,C] is the mean target step (normalised)."
         B, T, C = x.shape
-        assert T % 2 ** (self.n_levels - 1) == 0, f"T={T} must be divisible by {2 ** (self.n_levels - 1)}"
-        m = mask[:, None].to(x.dtype)                                   # [B,1,T]
-        drift = torch.zeros(B, C, 1, device=x.device, dtype=x.dtype) if drift is None else drift[..., None].to(x.dtype)
+        assert T % 2 ** (self.n_levels - 1) == 0, (
+            f"T={T} must be divisible by {2 ** (self.n_levels - 1)}"
+        )
+        m = mask[:, None].to(x.dtype)  # [B,1,T]
+        drift = (
+            torch.zeros(B, C, 1, device=x.device, dtype=x.dtype)
+            if drift is None
+            else drift[..., None].to(x.dtype)
+        )
         h = self.init_conv(torch.cat([x.transpose(1, 2) * m, m, drift * m], dim=1))
         r, emb, skips = h.clone(), self.embed(t, cond, user), []
         for blocks, down in self.downs:
             for block in blocks:
-                h = block(h, emb); skips.append(h)
+                h = block(h, emb)
+                skips.append(h)
             h = down(h)
         h = self.mid2(self.mid1(h, emb), emb)
         for blocks, up in self.ups:
@@ -141,15 +187,23 @@ class UNet1D(nn.Module):
                 h = block(torch.cat([h, skips.pop()], dim=1), emb)
             h = up(h)
         h = self.final_res(torch.cat([h, r], dim=1), emb)
-        return (self.final_conv(h) * m).transpose(1, 2)                # [B,T,out], zero on padding
+        return (self.final_conv(h) * m).transpose(1, 2)  # [B,T,out], zero on padding
 
 # %% ../nbs/04_diffusion.ipynb #f3efbb10
-def target_features(net, lengths, *, T:int, net_scale:float):
+def target_features(net, lengths, *, T: int, net_scale: float):
     "Target vector [B,5]: asinh(Δx/s), asinh(Δy/s), log1p(‖net‖/s), L/T, log L / log T."
     net = net.float() / net_scale
     L = lengths.float().clamp(min=1)
-    return torch.stack([torch.asinh(net[:, 0]), torch.asinh(net[:, 1]), torch.log1p(net.norm(dim=1)),
-                        L / T, L.log() / math.log(T)], dim=1)
+    return torch.stack(
+        [
+            torch.asinh(net[:, 0]),
+            torch.asinh(net[:, 1]),
+            torch.log1p(net.norm(dim=1)),
+            L / T,
+            L.log() / math.log(T),
+        ],
+        dim=1,
+    )
 
 # %% ../nbs/04_diffusion.ipynb #8dc433f6
 def target_drift(net, lengths, stats):
@@ -161,47 +215,87 @@ def target_drift(net, lengths, stats):
 # %% ../nbs/04_diffusion.ipynb #fb16e40e
 OBJECTIVES = {'epsilon': 'epsilon', 'v': 'v_prediction'}
 
-def make_scheduler(objective:str='epsilon', *, num_train_timesteps:int=1000,
-                   beta_schedule:str='squaredcos_cap_v2') -> DDPMScheduler:
-    "Training scheduler (diffusers `DDPMScheduler`) for `objective` in {'epsilon', 'v'}."
-    if objective not in OBJECTIVES: raise ValueError(f"training.objective must be one of {list(OBJECTIVES)}, got {objective!r}")
-    return DDPMScheduler(num_train_timesteps=num_train_timesteps, beta_schedule=beta_schedule,
-                         prediction_type=OBJECTIVES[objective], clip_sample=False)
 
-def default_spacing(objective:str) -> str:
+def make_scheduler(
+    objective: str = 'epsilon',
+    *,
+    num_train_timesteps: int = 1000,
+    beta_schedule: str = 'squaredcos_cap_v2',
+) -> DDPMScheduler:
+    "Training scheduler (diffusers `DDPMScheduler`) for `objective` in {'epsilon', 'v'}."
+    if objective not in OBJECTIVES:
+        raise ValueError(f"training.objective must be one of {list(OBJECTIVES)}, got {objective!r}")
+    return DDPMScheduler(
+        num_train_timesteps=num_train_timesteps,
+        beta_schedule=beta_schedule,
+        prediction_type=OBJECTIVES[objective],
+        clip_sample=False,
+    )
+
+
+def default_spacing(objective: str) -> str:
     "DDIM timestep spacing that is numerically safe for `objective`: 'trailing' for v, 'leading' for ε."
     return 'trailing' if OBJECTIVES.get(objective, objective) == 'v_prediction' else 'leading'
 
-def make_ddim(scheduler:DDPMScheduler, *, timestep_spacing:str|None=None, clip_sample_range:float|None=None) -> DDIMScheduler:
+
+def make_ddim(
+    scheduler: DDPMScheduler,
+    *,
+    timestep_spacing: str | None = None,
+    clip_sample_range: float | None = None,
+) -> DDIMScheduler:
     "DDIM sampler sharing the training schedule and prediction type of `scheduler`; x̂₀ clipped to ±`clip_sample_range` if given."
     spacing = timestep_spacing or default_spacing(scheduler.config.prediction_type)
-    return DDIMScheduler.from_config(scheduler.config, timestep_spacing=spacing, clip_sample=clip_sample_range is not None,
-                                     clip_sample_range=float(clip_sample_range or 1.))
+    return DDIMScheduler.from_config(
+        scheduler.config,
+        timestep_spacing=spacing,
+        clip_sample=clip_sample_range is not None,
+        clip_sample_range=float(clip_sample_range or 1.0),
+    )
 
 # %% ../nbs/04_diffusion.ipynb #280b61e9
 def masked_mse(pred, target, mask):
     "MSE over valid steps: mean per gesture (over its L·C values), then mean over the batch."
     m = mask[..., None].to(pred.dtype)
-    per_gesture = ((pred - target) ** 2 * m).sum((1, 2)) / (m.sum((1, 2)) * pred.shape[-1]).clamp(min=1)
+    per_gesture = ((pred - target) ** 2 * m).sum((1, 2)) / (m.sum((1, 2)) * pred.shape[-1]).clamp(
+        min=1
+    )
     return per_gesture.mean()
+
 
 def diffusion_loss(model, x0, *, mask, t, noise, scheduler, cond=None, user=None, drift=None):
     "Masked denoising loss at timesteps `t` [B] with `noise` [B,T,C]; target ε or v from `scheduler.config.prediction_type`."
     m = mask[..., None].to(x0.dtype)
     x0, noise = x0 * m, noise * m
-    x_t = scheduler.add_noise(x0, noise, t)                     # √ᾱ_t x₀ + √(1−ᾱ_t) ε
+    x_t = scheduler.add_noise(x0, noise, t)  # √ᾱ_t x₀ + √(1−ᾱ_t) ε
     pred = model(x_t, t, mask=mask, cond=cond, user=user, drift=drift)
-    if scheduler.config.prediction_type == 'epsilon': target = noise
-    else: target = scheduler.get_velocity(x0, noise, t)         # v = √ᾱ_t ε − √(1−ᾱ_t) x₀
+    if scheduler.config.prediction_type == 'epsilon':
+        target = noise
+    else:
+        target = scheduler.get_velocity(x0, noise, t)  # v = √ᾱ_t ε − √(1−ᾱ_t) x₀
     return masked_mse(pred, target, mask)
 
 # %% ../nbs/04_diffusion.ipynb #3ed0993b
 @torch.inference_mode()
-def ddim_sample(model, *, mask, scheduler:DDPMScheduler, cond=None, user=None, drift=None, steps:int=50, eta:float=0.,
-                generator:torch.Generator|None=None, timestep_spacing:str|None=None, clip_sample_range:float|None=None,
-                progress:bool=False):
+def ddim_sample(
+    model,
+    *,
+    mask,
+    scheduler: DDPMScheduler,
+    cond=None,
+    user=None,
+    drift=None,
+    steps: int = 50,
+    eta: float = 0.0,
+    generator: torch.Generator | None = None,
+    timestep_spacing: str | None = None,
+    clip_sample_range: float | None = None,
+    progress: bool = False,
+):
     "DDIM sampling of normalised deltas [B,T,out_channels] (zero on padding) for a boolean `mask` [B,T]."
-    ddim = make_ddim(scheduler, timestep_spacing=timestep_spacing, clip_sample_range=clip_sample_range)
+    ddim = make_ddim(
+        scheduler, timestep_spacing=timestep_spacing, clip_sample_range=clip_sample_range
+    )
     ddim.set_timesteps(steps)
     B, T = mask.shape
     dev = next(model.parameters()).device
@@ -217,18 +311,22 @@ def net_displacement(x, mask, stats):
     "Realised net displacement [B,2] in pixels of normalised deltas `x`."
     return denormalize(x, mask, stats).sum(1)
 
+
 def endpoint_error(x, mask, net, stats):
     "Per-gesture distance [B] in pixels between the requested `net` and the realised displacement."
     return (net_displacement(x, mask, stats) - net.to(x)).norm(dim=1)
 
+
 def correct_endpoint(x, mask, net, stats):
     "Add the endpoint residual to the valid steps in proportion to their pixel length, so Σ Δ = `net` exactly."
-    d = denormalize(x.double(), mask, stats)                          # float64: exact sums
+    d = denormalize(x.double(), mask, stats)  # float64: exact sums
     m = mask[..., None].double()
-    r = net.double()[:, None, :] - d.sum(1, keepdim=True)            # [B,1,2]
-    step = d.norm(dim=-1, keepdim=True) * m                           # ‖Δᵢ‖ on valid steps
+    r = net.double()[:, None, :] - d.sum(1, keepdim=True)  # [B,1,2]
+    step = d.norm(dim=-1, keepdim=True) * m  # ‖Δᵢ‖ on valid steps
     total = step.sum(1, keepdim=True)
-    w = torch.where(total > 1e-9, step / total.clamp(min=1e-12), m / m.sum(1, keepdim=True).clamp(min=1))
+    w = torch.where(
+        total > 1e-9, step / total.clamp(min=1e-12), m / m.sum(1, keepdim=True).clamp(min=1)
+    )
     return normalize(d + w * r, mask, stats).to(x.dtype)
 
 # %% ../nbs/04_diffusion.ipynb #88d76b38
@@ -236,84 +334,122 @@ def _positive_rows(ds):
     "Indices of genuine-human gestures of a `GestureDataset`."
     return torch.nonzero(torch.as_tensor(ds.positive).bool()).flatten()
 
-def empirical_conditions(ds, n:int, *, seed:int=0, positives_only:bool=True) -> dict:
+
+def empirical_conditions(ds, n: int, *, seed: int = 0, positives_only: bool = True) -> dict:
     "Draw `n` (lengths, net, user) triples jointly, with replacement, from dataset `ds` (seeded)."
     rows = _positive_rows(ds) if positives_only else torch.arange(len(ds))
-    if len(rows) == 0: raise ValueError("no gestures to draw conditions from")
+    if len(rows) == 0:
+        raise ValueError("no gestures to draw conditions from")
     pick = rows[torch.randint(len(rows), (n,), generator=torch.Generator().manual_seed(seed))]
-    return {'lengths': ds.lengths[pick].long(), 'net': ds.net[pick].float(), 'user': ds.user[pick].long()}
+    return {
+        'lengths': ds.lengths[pick].long(),
+        'net': ds.net[pick].float(),
+        'user': ds.user[pick].long(),
+    }
 
 # %% ../nbs/04_diffusion.ipynb #0711d345
 @dataclass
 class GeometrySpec:
     "What a geometry model is besides its weights: data, shapes, U-Net, schedule, sampler, normalisation."
-    fingerprint: str                 # the timing cache it was trained on
-    T: int                           # fixed sequence length
-    unet: dict                       # `UNet1D` keyword arguments (dim, dim_mults, ..., cond_dim, n_users)
-    net_scale: float                 # px: scale of the target vector (median train distance)
-    geom_mean: list                  # (Δx, Δy) normalisation, train positives
+
+    fingerprint: str  # the timing cache it was trained on
+    T: int  # fixed sequence length
+    unet: dict  # `UNet1D` keyword arguments (dim, dim_mults, ..., cond_dim, n_users)
+    net_scale: float  # px: scale of the target vector (median train distance)
+    geom_mean: list  # (Δx, Δy) normalisation, train positives
     geom_std: list
-    objective: str = 'v'             # 'v' or 'epsilon'
+    objective: str = 'v'  # 'v' or 'epsilon'
     num_train_timesteps: int = 1000
     beta_schedule: str = 'squaredcos_cap_v2'
-    timestep_spacing: str|None = None  # DDIM spacing; None: `default_spacing(objective)`
-    clip_sample_range: float|None = None  # DDIM clips x̂₀ to ± this; None: no clipping
-    cache_dir: str = ''
-    in_channels: int = 2             # (Δx, Δy): Δt never enters the model
+    timestep_spacing: str | None = None  # DDIM spacing; None: `default_spacing(objective)`
+    clip_sample_range: float | None = None  # DDIM clips x̂₀ to ± this; None: no clipping
+    cache_dir: str = ''  # absolute: a run finds its cache from any directory
+    in_channels: int = 2  # (Δx, Δy): Δt never enters the model
     out_channels: int = 2
 
     @property
-    def stats(self) -> dict: return {'geom_mean': self.geom_mean, 'geom_std': self.geom_std}
+    def stats(self) -> dict:
+        return {'geom_mean': self.geom_mean, 'geom_std': self.geom_std}
 
 # %% ../nbs/04_diffusion.ipynb #c717751b
-def geometry_dataset(cache_dir, split:str='train', positives_only:bool=True) -> GestureDataset:
+def geometry_dataset(
+    cache_dir, split: str = 'train', positives_only: bool = True
+) -> GestureDataset:
     "The geometry stream of plan §2.1: normalised (Δx, Δy), no canonicalisation, positives only."
-    return GestureDataset(cache_dir, split, normalize_sequences=True, canonicalize_path=False,
-                          canonicalize_duration=False, positives_only=positives_only)
+    return GestureDataset(
+        cache_dir,
+        split,
+        normalize_sequences=True,
+        canonicalize_path=False,
+        canonicalize_duration=False,
+        positives_only=positives_only,
+    )
 
-def clip_range(ds, margin:float|None):
+
+def clip_range(ds, margin: float | None):
     "x̂₀ clip bound: `margin` × the largest |normalised delta| of dataset `ds` (None when `margin` is falsy)."
-    if not margin: return None
+    if not margin:
+        return None
     return float(margin) * float(normalize(ds.dxdy, ds.mask, ds.geom_stats).abs().max())
 
 # %% ../nbs/04_diffusion.ipynb #2698934e
 @patch(cls_method=True)
-def from_dataset(cls:GeometrySpec, ds, *, unet:dict, objective:str='v', num_train_timesteps:int=1000,
-                 beta_schedule:str='squaredcos_cap_v2', timestep_spacing:str|None=None,
-                 clip_margin:float|None=None) -> GeometrySpec:
+def from_dataset(
+    cls: GeometrySpec,
+    ds,
+    *,
+    unet: dict,
+    objective: str = 'v',
+    num_train_timesteps: int = 1000,
+    beta_schedule: str = 'squaredcos_cap_v2',
+    timestep_spacing: str | None = None,
+    clip_margin: float | None = None,
+) -> GeometrySpec:
     "The spec of a model trained on `GestureDataset` `ds` (its cache, T, users, statistics)."
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {list(OBJECTIVES)}, got {objective!r}")
-    net_scale = float(ds.net[_positive_rows(ds)].norm(dim=1).median().clamp(min=1.))
-    return cls(fingerprint=str(load_manifest(ds.cache_dir)['fingerprint']), T=int(ds.T),
-               unet={**unet, 'cond_dim': 5, 'n_users': int(ds.stats['n_users'])},
-               net_scale=net_scale, geom_mean=[float(v) for v in ds.mean],
-               geom_std=[float(v) for v in ds.std], objective=str(objective),
-               num_train_timesteps=int(num_train_timesteps), beta_schedule=str(beta_schedule),
-               timestep_spacing=timestep_spacing or default_spacing(str(objective)),
-               clip_sample_range=clip_range(ds, clip_margin), cache_dir=str(ds.cache_dir))
+    net_scale = float(ds.net[_positive_rows(ds)].norm(dim=1).median().clamp(min=1.0))
+    return cls(
+        fingerprint=str(load_manifest(ds.cache_dir)['fingerprint']),
+        T=int(ds.T),
+        unet={**unet, 'cond_dim': 5, 'n_users': int(ds.stats['n_users'])},
+        net_scale=net_scale,
+        geom_mean=[float(v) for v in ds.mean],
+        geom_std=[float(v) for v in ds.std],
+        objective=str(objective),
+        num_train_timesteps=int(num_train_timesteps),
+        beta_schedule=str(beta_schedule),
+        timestep_spacing=timestep_spacing or default_spacing(str(objective)),
+        clip_sample_range=clip_range(ds, clip_margin),
+        cache_dir=str(Path(ds.cache_dir).resolve()),
+    )
 
 # %% ../nbs/04_diffusion.ipynb #13a4c0cd
 @dataclass
 class GeometrySample:
     "Sampled normalised geometry [n,T,2] with its mask and targets; endpoint errors in px."
+
     x: torch.Tensor
     mask: torch.Tensor
     lengths: torch.Tensor
     net: torch.Tensor
-    user: torch.Tensor|None
+    user: torch.Tensor | None
     endpoint_error_raw: torch.Tensor  # before `correct_endpoint`
-    endpoint_error: torch.Tensor      # after it (≈ 0 when corrected)
+    endpoint_error: torch.Tensor  # after it (≈ 0 when corrected)
 
 # %% ../nbs/04_diffusion.ipynb #79263310
 class GeometryDiffusion(nn.Module):
     "The U-Net with its schedule, normalisation and sampler: `loss(...)` for training, `sample(...)` for gestures."
-    def __init__(self, spec:GeometrySpec):
+
+    def __init__(self, spec: GeometrySpec):
         super().__init__()
         self.spec = spec
         self.unet = UNet1D(spec.in_channels, spec.out_channels, **spec.unet)
-        self.scheduler = make_scheduler(spec.objective, num_train_timesteps=spec.num_train_timesteps,
-                                        beta_schedule=spec.beta_schedule)
+        self.scheduler = make_scheduler(
+            spec.objective,
+            num_train_timesteps=spec.num_train_timesteps,
+            beta_schedule=spec.beta_schedule,
+        )
 
     def conditions(self, net, lengths):
         "Target vector [B,5] and normalised drift [B,2] for targets `net` (px) of `lengths` steps."
@@ -324,17 +460,38 @@ class GeometryDiffusion(nn.Module):
         "Masked denoising loss of normalised `x0`; `unet` overrides `self.unet` (e.g. its DDP wrapper)."
         cond, drift = self.conditions(net, lengths)
         dev = x0.device
-        return diffusion_loss(unet or self.unet, x0, mask=mask, t=t, noise=noise, scheduler=self.scheduler,
-                              cond=cond.to(dev), user=user, drift=drift.to(dev))
+        return diffusion_loss(
+            unet or self.unet,
+            x0,
+            mask=mask,
+            t=t,
+            noise=noise,
+            scheduler=self.scheduler,
+            cond=cond.to(dev),
+            user=user,
+            drift=drift.to(dev),
+        )
 
 # %% ../nbs/04_diffusion.ipynb #ad9fa626
 @patch
-def sample(self:GeometryDiffusion, lengths, net, user=None, *, steps:int=50, eta:float=0., seed:int=0,
-           batch_size:int=1000, correct:bool=True, progress:bool=False) -> GeometrySample:
+def sample(
+    self: GeometryDiffusion,
+    lengths,
+    net,
+    user=None,
+    *,
+    steps: int = 50,
+    eta: float = 0.0,
+    seed: int = 0,
+    batch_size: int = 1000,
+    correct: bool = True,
+    progress: bool = False,
+) -> GeometrySample:
     "DDIM samples for the targets; endpoint corrected (Σ Δ = net exactly) if `correct`."
     T, stats = self.spec.T, self.spec.stats
     lengths, net = torch.as_tensor(lengths).long(), torch.as_tensor(net).float()
-    if (lengths < 1).any() or (lengths > T).any(): raise ValueError(f"lengths must lie in 1..{T}")
+    if (lengths < 1).any() or (lengths > T).any():
+        raise ValueError(f"lengths must lie in 1..{T}")
     user = None if user is None else torch.as_tensor(user).long()
     g, dev = torch.Generator().manual_seed(seed), next(self.unet.parameters()).device
     xs = []
@@ -344,35 +501,56 @@ def sample(self:GeometryDiffusion, lengths, net, user=None, *, steps:int=50, eta
         mask = lengths_to_mask(lengths[sl], T)
         cond, drift = self.conditions(net[sl], lengths[sl])
         u = None if user is None else user[sl].to(dev)
-        x = ddim_sample(self.unet, mask=mask.to(dev), scheduler=self.scheduler, cond=cond.to(dev),
-                        drift=drift.to(dev), user=u, steps=steps, eta=eta, generator=g,
-                        timestep_spacing=self.spec.timestep_spacing,
-                        clip_sample_range=self.spec.clip_sample_range)
+        x = ddim_sample(
+            self.unet,
+            mask=mask.to(dev),
+            scheduler=self.scheduler,
+            cond=cond.to(dev),
+            drift=drift.to(dev),
+            user=u,
+            steps=steps,
+            eta=eta,
+            generator=g,
+            timestep_spacing=self.spec.timestep_spacing,
+            clip_sample_range=self.spec.clip_sample_range,
+        )
         xs.append(x.cpu())
         bar.update(len(mask))
     bar.close()
     x, mask = torch.cat(xs), lengths_to_mask(lengths, T)
     raw_err = endpoint_error(x, mask, net, stats)
-    if correct: x = correct_endpoint(x, mask, net, stats)
+    if correct:
+        x = correct_endpoint(x, mask, net, stats)
     return GeometrySample(x, mask, lengths, net, user, raw_err, endpoint_error(x, mask, net, stats))
 
 # %% ../nbs/04_diffusion.ipynb #1ce5b93f
 DIFFUSION_CKPT_KEYS = ('spec', 'model', 'ema', 'fingerprint', 'T')
 
-def load_diffusion_checkpoint(path, *, fingerprint:str|None=None, T:int|None=None,
-                              map_location='cpu') -> dict:
-    "A geometry checkpoint (`base.load_checkpoint`, kind `diffusion`), refused if of another cache or T."
-    return load_checkpoint(path, kind='diffusion', expect={'fingerprint': fingerprint, 'T': T},
-                           required=DIFFUSION_CKPT_KEYS, map_location=map_location,
-                           hint='Use a fresh run.dir (or the matching cache) instead of resuming.')
 
-def load_diffusion(path, *, ema:bool=True, device='cpu', fingerprint:str|None=None,
-                   T:int|None=None) -> GeometryDiffusion:
+def load_diffusion_checkpoint(
+    path, *, fingerprint: str | None = None, T: int | None = None, map_location='cpu'
+) -> dict:
+    "A geometry checkpoint (`base.load_checkpoint`, kind `diffusion`), refused if of another cache or T."
+    return load_checkpoint(
+        path,
+        kind='diffusion',
+        expect={'fingerprint': fingerprint, 'T': T},
+        required=DIFFUSION_CKPT_KEYS,
+        map_location=map_location,
+        hint='Use a fresh run.dir (or the matching cache) instead of resuming.',
+    )
+
+
+def load_diffusion(
+    path, *, ema: bool = True, device='cpu', fingerprint: str | None = None, T: int | None = None
+) -> GeometryDiffusion:
     "The `GeometryDiffusion` of a checkpoint (EMA weights by default), in eval mode on `device`."
     ck = load_diffusion_checkpoint(path, fingerprint=fingerprint, T=T)
     diffusion = GeometryDiffusion(GeometrySpec(**ck['spec']))
-    if ema: sd = {k.removeprefix('module.'): v for k, v in ck['ema'].items() if k.startswith('module.')}
-    else: sd = ck['model']
+    if ema:
+        sd = {k.removeprefix('module.'): v for k, v in ck['ema'].items() if k.startswith('module.')}
+    else:
+        sd = ck['model']
     diffusion.load_state_dict(sd)
     return diffusion.to(device).eval()
 
@@ -380,14 +558,20 @@ def load_diffusion(path, *, ema:bool=True, device='cpu', fingerprint:str|None=No
 @dataclass
 class DistInfo:
     "Rank, world size and device of this process."
-    rank:int = 0
-    world:int = 1
-    local_rank:int = 0
-    device:str = 'cpu'
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    device: str = 'cpu'
+
     @property
-    def is_main(self): return self.rank == 0
+    def is_main(self):
+        return self.rank == 0
+
     @property
-    def active(self): return self.world > 1
+    def active(self):
+        return self.world > 1
+
 
 def setup_distributed() -> DistInfo:
     "Start a process group from torchrun's environment (`WORLD_SIZE`, `RANK`, `LOCAL_RANK`); no-op for one process."
@@ -396,30 +580,50 @@ def setup_distributed() -> DistInfo:
         return DistInfo(device='cuda' if torch.cuda.is_available() else 'cpu')
     rank, local = int(os.environ['RANK']), int(os.environ.get('LOCAL_RANK', 0))
     cuda = torch.cuda.is_available()
-    if cuda: torch.cuda.set_device(local)
-    if not dist.is_initialized(): dist.init_process_group(backend='nccl' if cuda else 'gloo')
+    if cuda:
+        torch.cuda.set_device(local)
+    if not dist.is_initialized():
+        dist.init_process_group(backend='nccl' if cuda else 'gloo')
     return DistInfo(rank, world, local, f'cuda:{local}' if cuda else 'cpu')
 
-def barrier(di:DistInfo):
-    "Wait for every process (no-op for one)."
-    if di.active: dist.barrier()
 
-def broadcast(obj, di:DistInfo):
+def barrier(di: DistInfo):
+    "Wait for every process (no-op for one)."
+    if di.active:
+        dist.barrier()
+
+
+def broadcast(obj, di: DistInfo):
     "Rank 0's `obj` on every rank."
-    if not di.active: return obj
+    if not di.active:
+        return obj
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
 
-def _all_mean(x:float, di) -> float:
-    if not di.active: return x
-    t = torch.tensor([x], dtype=torch.float64, device=di.device if di.device.startswith('cuda') else 'cpu')
+
+def _all_mean(x: float, di) -> float:
+    if not di.active:
+        return x
+    t = torch.tensor(
+        [x], dtype=torch.float64, device=di.device if di.device.startswith('cuda') else 'cpu'
+    )
     dist.all_reduce(t)
     return float(t.item()) / di.world
 
 # %% ../nbs/04_diffusion.ipynb #2e8732eb
-def step_randomness(seed:int, step:int, global_batch:int, T:int, channels:int, *, num_train_timesteps:int,
-                    user_dropout:float, rank:int=0, world:int=1):
+def step_randomness(
+    seed: int,
+    step: int,
+    global_batch: int,
+    T: int,
+    channels: int,
+    *,
+    num_train_timesteps: int,
+    user_dropout: float,
+    rank: int = 0,
+    world: int = 1,
+):
     "This rank's share (rows rank::world) of the timesteps, noise and user-dropout flags of global step `step`."
     g = step_generator(seed, step)
     t = torch.randint(0, num_train_timesteps, (global_batch,), generator=g)
@@ -430,47 +634,65 @@ def step_randomness(seed:int, step:int, global_batch:int, T:int, channels:int, *
 # %% ../nbs/04_diffusion.ipynb #cbd81984
 class MetricsLog:
     "Rank-0 metrics: per-epoch rows in `metrics.csv`, per-step losses in `steps.csv`, summary in `metrics.json`, `loss.png`."
-    def __init__(self, run_dir, *, enabled:bool=True, history:dict|None=None):
+
+    def __init__(self, run_dir, *, enabled: bool = True, history: dict | None = None):
         self.dir, self.enabled = Path(run_dir), enabled
         self.epochs = list((history or {}).get('epochs', []))
         self.steps = list((history or {}).get('steps', []))
 
-    def step(self, **row): self.steps.append(row)
+    def step(self, **row):
+        self.steps.append(row)
+
     def epoch(self, **row):
         self.epochs.append(row)
-        if not self.enabled: return
+        if not self.enabled:
+            return
         self._csv('metrics.csv', self.epochs)
         self._csv('steps.csv', self.steps)
 
     def _csv(self, name, rows):
-        if not rows: return
+        if not rows:
+            return
         keys = list(dict.fromkeys(k for r in rows for k in r))
         with open(self.dir / name, 'w', newline='') as f:
             w = csv.DictWriter(f, fieldnames=keys)
             w.writeheader()
             w.writerows(rows)
 
-    def state(self): return {'epochs': self.epochs, 'steps': self.steps}
+    def state(self):
+        return {'epochs': self.epochs, 'steps': self.steps}
 
     def summary(self, **extra):
-        if not self.enabled: return
+        if not self.enabled:
+            return
         out = {'epochs': self.epochs, **extra}
         (self.dir / 'metrics.json').write_text(json.dumps(out, indent=2, default=float))
         self.plot()
 
     def plot(self):
         "Loss curves (train per step, train/val per epoch) to `loss.png`."
-        from matplotlib.figure import Figure                  # no pyplot: leaves the caller's backend alone
+        from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend alone
+
         fig = Figure(figsize=(6, 3.5))
         ax = fig.subplots()
         if self.steps:
-            ax.plot([r['step'] for r in self.steps], [r['loss'] for r in self.steps], lw=.8, alpha=.6,
-                    label='train (step)')
+            ax.plot(
+                [r['step'] for r in self.steps],
+                [r['loss'] for r in self.steps],
+                lw=0.8,
+                alpha=0.6,
+                label='train (step)',
+            )
         if self.epochs:
-            ax.plot([r['step'] for r in self.epochs], [r['train_loss'] for r in self.epochs], 'o-',
-                    label='train (epoch)')
+            ax.plot(
+                [r['step'] for r in self.epochs],
+                [r['train_loss'] for r in self.epochs],
+                'o-',
+                label='train (epoch)',
+            )
             val = [(r['step'], r['val_loss']) for r in self.epochs if r.get('val_loss') is not None]
-            if val: ax.plot(*zip(*val), 's-', label='val (EMA)')
+            if val:
+                ax.plot(*zip(*val), 's-', label='val (EMA)')
         ax.set(xlabel='step', ylabel='masked MSE', yscale='log', title='diffusion loss')
         ax.legend()
         fig.tight_layout()
@@ -480,39 +702,53 @@ class MetricsLog:
 @dataclass
 class TrainConfig:
     "Optimisation settings of `train_diffusion` (global batch; epochs or `max_steps`, whichever ends first)."
+
     epochs: int = 5
-    batch_size: int = 64             # global batch: each of N processes takes batch_size / N
+    batch_size: int = 64  # global batch: each of N processes takes batch_size / N
     lr: float = 2e-4
-    weight_decay: float = 0.
-    grad_clip: float = 1.            # 0: no clipping
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0  # 0: no clipping
     ema_decay: float = 0.995
-    user_dropout: float = 0.1        # share of gestures trained with the null user
+    user_dropout: float = 0.1  # share of gestures trained with the null user
     seed: int = 0
-    max_steps: int|None = None
+    max_steps: int | None = None
     num_workers: int = 0
-    resume: bool = True              # continue from <run_dir>/ckpt_last.pt when it exists
+    resume: bool = True  # continue from <run_dir>/ckpt_last.pt when it exists
     log_every: int = 10
+
 
 @dataclass
 class TrainResult:
     "What a finished `train_diffusion` reports (rank 0)."
+
     run_dir: str
     checkpoint: str
     step: int
-    final_train_loss: float|None
-    final_val_loss: float|None
+    final_train_loss: float | None
+    final_val_loss: float | None
 
 # %% ../nbs/04_diffusion.ipynb #df0bd877
 @torch.no_grad()
-def validation_loss(diffusion:GeometryDiffusion, loader, *, seed:int=12345, device='cpu') -> float|None:
+def validation_loss(
+    diffusion: GeometryDiffusion, loader, *, seed: int = 12345, device='cpu'
+) -> float | None:
     "Mean masked loss over `loader` with fixed noise (comparable across epochs)."
-    tot, n, g = 0., 0, torch.Generator().manual_seed(seed)
+    tot, n, g = 0.0, 0, torch.Generator().manual_seed(seed)
     for b in loader:
         x0, mask = b['x'].to(device), b['mask'].to(device)
-        t = torch.randint(0, diffusion.scheduler.config.num_train_timesteps, (len(x0),), generator=g).to(device)
+        t = torch.randint(
+            0, diffusion.scheduler.config.num_train_timesteps, (len(x0),), generator=g
+        ).to(device)
         noise = torch.randn(x0.shape, generator=g).to(device)
-        loss = diffusion.loss(x0, mask=mask, net=b['net'], lengths=b['length'], t=t, noise=noise,
-                              user=b['user'].to(device))
+        loss = diffusion.loss(
+            x0,
+            mask=mask,
+            net=b['net'],
+            lengths=b['length'],
+            t=t,
+            noise=noise,
+            user=b['user'].to(device),
+        )
         tot += float(loss) * len(x0)
         n += len(x0)
     return tot / n if n else None
@@ -521,11 +757,16 @@ def validation_loss(diffusion:GeometryDiffusion, loader, *, seed:int=12345, devi
 def _resume(ck_path, diffusion, ema, opt, device):
     "Load `ck_path` into model, EMA and optimiser; (epoch, step, history)."
     spec = diffusion.spec
-    ck = load_diffusion_checkpoint(ck_path, fingerprint=spec.fingerprint, T=spec.T, map_location=device)
+    ck = load_diffusion_checkpoint(
+        ck_path, fingerprint=spec.fingerprint, T=spec.T, map_location=device
+    )
     want = {k: v for k, v in asdict(spec).items() if k != 'cache_dir'}
     diff = {k: (ck['spec'].get(k), v) for k, v in want.items() if ck['spec'].get(k) != v}
-    if diff: raise CheckpointError(f"{ck_path}: the checkpoint's model differs from the one asked for "
-                                   f"(checkpoint, now): {diff}; use a fresh run.dir")
+    if diff:
+        raise CheckpointError(
+            f"{ck_path}: the checkpoint's model differs from the one asked for "
+            f"(checkpoint, now): {diff}; use a fresh run.dir"
+        )
     diffusion.load_state_dict(ck['model'])
     ema.load_state_dict(ck['ema'])
     opt.load_state_dict(ck['optimizer'])
@@ -534,103 +775,181 @@ def _resume(ck_path, diffusion, ema, opt, device):
 # %% ../nbs/04_diffusion.ipynb #e838db4b
 def _train_epoch(diffusion, unet, ema, opt, batches, cfg, di, *, step, epoch, log):
     "One pass over `batches`; returns (step, summed train loss, batches done, max_steps reached)."
-    spec, loss_sum, n_batches = diffusion.spec, 0., 0
+    spec, loss_sum, n_batches = diffusion.spec, 0.0, 0
     for b in batches:
-        t, noise, drop = step_randomness(cfg.seed, step, cfg.batch_size, spec.T, spec.in_channels,
-                                         rank=di.rank, world=di.world, user_dropout=cfg.user_dropout,
-                                         num_train_timesteps=spec.num_train_timesteps)
+        t, noise, drop = step_randomness(
+            cfg.seed,
+            step,
+            cfg.batch_size,
+            spec.T,
+            spec.in_channels,
+            rank=di.rank,
+            world=di.world,
+            user_dropout=cfg.user_dropout,
+            num_train_timesteps=spec.num_train_timesteps,
+        )
         user = torch.where(drop, torch.full_like(b['user'], spec.unet['n_users']), b['user'])
-        loss = diffusion.loss(b['x'].to(di.device), mask=b['mask'].to(di.device), net=b['net'],
-                              lengths=b['length'], t=t.to(di.device), noise=noise.to(di.device),
-                              user=user.to(di.device), unet=unet)
+        loss = diffusion.loss(
+            b['x'].to(di.device),
+            mask=b['mask'].to(di.device),
+            net=b['net'],
+            lengths=b['length'],
+            t=t.to(di.device),
+            noise=noise.to(di.device),
+            user=user.to(di.device),
+            unet=unet,
+        )
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        if cfg.grad_clip > 0: nn.utils.clip_grad_norm_(unet.parameters(), cfg.grad_clip)
+        if cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(unet.parameters(), cfg.grad_clip)
         opt.step()
         ema.update_parameters(diffusion)
         step += 1
         n_batches += 1
         loss_sum += loss.item()
-        if step % cfg.log_every == 0: log.step(step=step, epoch=epoch, loss=_all_mean(loss.item(), di))
-        if cfg.max_steps and step >= int(cfg.max_steps): return step, loss_sum, n_batches, True
+        if step % cfg.log_every == 0:
+            log.step(step=step, epoch=epoch, loss=_all_mean(loss.item(), di))
+        if cfg.max_steps and step >= int(cfg.max_steps):
+            return step, loss_sum, n_batches, True
     return step, loss_sum, n_batches, False
 
 # %% ../nbs/04_diffusion.ipynb #3092dd02
-def train_diffusion(diffusion:GeometryDiffusion, train_ds, run_dir, *, cfg:TrainConfig=None, val_ds=None,
-                    progress:bool=True, config:dict|None=None, summarize=None) -> TrainResult|None:
+def train_diffusion(
+    diffusion: GeometryDiffusion,
+    train_ds,
+    run_dir,
+    *,
+    cfg: TrainConfig = None,
+    val_ds=None,
+    progress: bool = True,
+    config: dict | None = None,
+    summarize=None,
+) -> TrainResult | None:
     "Train `diffusion` on `train_ds` into `run_dir` (resuming there); `TrainResult` on rank 0, None elsewhere."
     di = setup_distributed()
     try:
         with torch.enable_grad():
-            return _train(diffusion, train_ds, Path(run_dir), cfg or TrainConfig(), di, val_ds=val_ds,
-                          progress=progress and di.is_main, config=config, summarize=summarize)
+            return _train(
+                diffusion,
+                train_ds,
+                Path(run_dir),
+                cfg or TrainConfig(),
+                di,
+                val_ds=val_ds,
+                progress=progress and di.is_main,
+                config=config,
+                summarize=summarize,
+            )
     finally:
-        if di.active and dist.is_initialized(): dist.destroy_process_group()
+        if di.active and dist.is_initialized():
+            dist.destroy_process_group()
 
 # %% ../nbs/04_diffusion.ipynb #f5a03c08
 def _train(diffusion, train_ds, run_dir, cfg, di, *, val_ds, progress, config, summarize):
     if cfg.batch_size % di.world:
-        raise ValueError(f"batch_size={cfg.batch_size} must be divisible by the {di.world} processes")
+        raise ValueError(
+            f"batch_size={cfg.batch_size} must be divisible by the {di.world} processes"
+        )
     per_rank = cfg.batch_size // di.world
-    if di.is_main: run_dir.mkdir(parents=True, exist_ok=True)
+    if di.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
     barrier(di)
     diffusion = diffusion.to(di.device)
-    opt = torch.optim.AdamW(diffusion.parameters(), lr=float(cfg.lr), weight_decay=float(cfg.weight_decay))
-    ema = AveragedModel(diffusion, multi_avg_fn=ema_warmup_avg_fn(float(cfg.ema_decay)), use_buffers=True)
+    opt = torch.optim.AdamW(
+        diffusion.parameters(), lr=float(cfg.lr), weight_decay=float(cfg.weight_decay)
+    )
+    ema = AveragedModel(
+        diffusion, multi_avg_fn=ema_warmup_avg_fn(float(cfg.ema_decay)), use_buffers=True
+    )
     start_epoch, step, history = 0, 0, None
     ck_path = run_dir / 'ckpt_last.pt'
     if cfg.resume and ck_path.exists():
         start_epoch, step, history = _resume(ck_path, diffusion, ema, opt, di.device)
-        if di.is_main: print(f"resumed from {ck_path} at epoch {start_epoch}, step {step}")
+        if di.is_main:
+            print(f"resumed from {ck_path} at epoch {start_epoch}, step {step}")
     unet = diffusion.unet
     if di.active:
         ids = [di.local_rank] if di.device.startswith('cuda') else None
         unet = nn.parallel.DistributedDataParallel(diffusion.unet, device_ids=ids)
-    sampler = DistributedSampler(train_ds, num_replicas=di.world, rank=di.rank, shuffle=True, seed=cfg.seed)
-    loader = DataLoader(train_ds, batch_size=per_rank, sampler=sampler, drop_last=True,
-                        num_workers=int(cfg.num_workers))
+    sampler = DistributedSampler(
+        train_ds, num_replicas=di.world, rank=di.rank, shuffle=True, seed=cfg.seed
+    )
+    loader = DataLoader(
+        train_ds,
+        batch_size=per_rank,
+        sampler=sampler,
+        drop_last=True,
+        num_workers=int(cfg.num_workers),
+    )
     if len(loader) == 0:
-        raise ValueError(f"{len(train_ds)} training gestures give no full batch of {cfg.batch_size}")
+        raise ValueError(
+            f"{len(train_ds)} training gestures give no full batch of {cfg.batch_size}"
+        )
     val_loader = None
     if di.is_main and val_ds is not None and len(val_ds):
         val_loader = DataLoader(val_ds, batch_size=max(per_rank, 256))
     log = MetricsLog(run_dir, enabled=di.is_main, history=history)
     if di.is_main:
         n_params = sum(p.numel() for p in diffusion.parameters())
-        print(f"diffusion: {len(train_ds)} train gestures, {n_params:,} params, "
-              f"objective={diffusion.spec.objective}, world={di.world}, "
-              f"batch={cfg.batch_size} ({per_rank}/rank), run dir {run_dir}")
+        print(
+            f"diffusion: {len(train_ds)} train gestures, {n_params:,} params, "
+            f"objective={diffusion.spec.objective}, world={di.world}, "
+            f"batch={cfg.batch_size} ({per_rank}/rank), run dir {run_dir}"
+        )
     done = bool(cfg.max_steps) and step >= int(cfg.max_steps)
     for epoch in range(start_epoch, int(cfg.epochs)):
-        if done: break
+        if done:
+            break
         sampler.set_epoch(epoch)
         diffusion.train()
         t0 = time.perf_counter()
-        batches = tqdm(loader, desc=f'epoch {epoch + 1}/{cfg.epochs}', leave=False, disable=not progress)
-        step, loss_sum, n_batches, done = _train_epoch(diffusion, unet, ema, opt, batches, cfg, di,
-                                                       step=step, epoch=epoch + 1, log=log)
+        batches = tqdm(
+            loader, desc=f'epoch {epoch + 1}/{cfg.epochs}', leave=False, disable=not progress
+        )
+        step, loss_sum, n_batches, done = _train_epoch(
+            diffusion, unet, ema, opt, batches, cfg, di, step=step, epoch=epoch + 1, log=log
+        )
         secs = time.perf_counter() - t0
         train_loss = _all_mean(loss_sum / max(n_batches, 1), di)
         val_loss = None
-        if val_loader is not None: val_loss = validation_loss(ema.module.eval(), val_loader, device=di.device)
-        log.epoch(epoch=epoch + 1, step=step, train_loss=train_loss, val_loss=val_loss, seconds=round(secs, 3),
-                  samples_per_s=round(n_batches * cfg.batch_size / secs, 1))
+        if val_loader is not None:
+            val_loss = validation_loss(ema.module.eval(), val_loader, device=di.device)
+        log.epoch(
+            epoch=epoch + 1,
+            step=step,
+            train_loss=train_loss,
+            val_loss=val_loss,
+            seconds=round(secs, 3),
+            samples_per_s=round(n_batches * cfg.batch_size / secs, 1),
+        )
         if di.is_main:
             _print_epoch(epoch + 1, train_loss, val_loss, n_batches * cfg.batch_size / secs)
-            state = {'spec': asdict(diffusion.spec), 'fingerprint': diffusion.spec.fingerprint,
-                     'T': diffusion.spec.T, 'model': diffusion.state_dict(), 'ema': ema.state_dict(),
-                     'optimizer': opt.state_dict(), 'epoch': epoch + 1, 'step': step,
-                     'history': log.state(), 'config': config}
+            state = {
+                'spec': asdict(diffusion.spec),
+                'fingerprint': diffusion.spec.fingerprint,
+                'T': diffusion.spec.T,
+                'model': diffusion.state_dict(),
+                'ema': ema.state_dict(),
+                'optimizer': opt.state_dict(),
+                'epoch': epoch + 1,
+                'step': step,
+                'history': log.state(),
+                'config': config,
+            }
             save_checkpoint(ck_path, state, kind='diffusion')
         barrier(di)
     result = None
     if di.is_main:
         last = log.epochs[-1] if log.epochs else {}
-        result = TrainResult(str(run_dir), str(ck_path), step, last.get('train_loss'), last.get('val_loss'))
+        result = TrainResult(
+            str(run_dir), str(ck_path), step, last.get('train_loss'), last.get('val_loss')
+        )
         extra = summarize(ema.module.eval()) if summarize else {}
         log.summary(**asdict(result), **extra, config=config)
     barrier(di)
     return result
+
 
 def _print_epoch(epoch, train_loss, val_loss, samples_per_s):
     val = f"  val {val_loss:.4f}" if val_loss is not None else ""
@@ -642,19 +961,41 @@ def masked_std(x, mask):
     v = x[mask]
     return v.std(0) if len(v) > 1 else torch.zeros(x.shape[-1])
 
+
 @torch.no_grad()
-def evaluate_geometry(diffusion:GeometryDiffusion, ds, *, n:int=256, steps:int=50, eta:float=0., seed:int=0,
-                      batch_size:int=1000, return_samples:bool=False, progress:bool=False) -> dict:
+def evaluate_geometry(
+    diffusion: GeometryDiffusion,
+    ds,
+    *,
+    n: int = 256,
+    steps: int = 50,
+    eta: float = 0.0,
+    seed: int = 0,
+    batch_size: int = 1000,
+    return_samples: bool = False,
+    progress: bool = False,
+) -> dict:
     "Geometry stats of `n` generated gestures (conditions from `ds`) vs real ones, and endpoint error (median px)."
     cond = empirical_conditions(ds, n, seed=seed)
-    out = diffusion.sample(**cond, steps=steps, eta=eta, seed=seed, batch_size=batch_size, correct=True,
-                           progress=progress)
+    out = diffusion.sample(
+        **cond,
+        steps=steps,
+        eta=eta,
+        seed=seed,
+        batch_size=batch_size,
+        correct=True,
+        progress=progress,
+    )
     rows = _positive_rows(ds)
     real_mask = ds.mask[rows]
     real = normalize(ds.dxdy[rows], real_mask, diffusion.spec.stats)
     gs, rs = masked_std(out.x, out.mask), masked_std(real, real_mask)
-    return {'n': n, 'sample_steps': steps,
-            'real_norm_std': [round(float(v), 4) for v in rs], 'gen_norm_std': [round(float(v), 4) for v in gs],
-            'endpoint_median_px_raw': float(out.endpoint_error_raw.median()),
-            'endpoint_median_px_corrected': float(out.endpoint_error.median()),
-            **({'samples': out} if return_samples else {})}
+    return {
+        'n': n,
+        'sample_steps': steps,
+        'real_norm_std': [round(float(v), 4) for v in rs],
+        'gen_norm_std': [round(float(v), 4) for v in gs],
+        'endpoint_median_px_raw': float(out.endpoint_error_raw.median()),
+        'endpoint_median_px_corrected': float(out.endpoint_error.median()),
+        **({'samples': out} if return_samples else {}),
+    }

@@ -23,8 +23,16 @@ from sklearn.model_selection import StratifiedKFold, StratifiedGroupKFold, permu
 from threadpoolctl import threadpool_limits
 import matplotlib.pyplot as plt
 
-from .assembly import SpatioTemporal, from_baseline, from_timing_cache, compose_spatiotemporal_sequence, \
-    CachedTimingSampler, ConstantTimingSampler, TimingConfig
+from .dataset import normalize
+from factored_timing.assembly import (
+    SpatioTemporal,
+    from_baseline,
+    from_timing_cache,
+    compose_spatiotemporal_sequence,
+    CachedTimingSampler,
+    ConstantTimingSampler,
+    TimingConfig,
+)
 
 # %% ../nbs/06_evaluation.ipynb #0a1528e7
 def grid_positions(dxdy, L, pixel_grid=True):
@@ -32,10 +40,11 @@ def grid_positions(dxdy, L, pixel_grid=True):
     P = np.concatenate([np.zeros((1, 2)), np.cumsum(np.asarray(dxdy[:L], np.float64), 0)])
     return np.round(P) if pixel_grid else P
 
+
 def gesture_kinematics(P, dt):
     "Speed, |acceleration|, |jerk| and speed peaks of one gesture: positions `P` [L+1,2], step times `dt` [L] (s)."
-    t = np.concatenate([[0.], np.cumsum(np.asarray(dt, np.float64))])
-    keep = np.r_[t[1:] > t[:-1], True]                        # last event of each run of equal timestamps
+    t = np.concatenate([[0.0], np.cumsum(np.asarray(dt, np.float64))])
+    keep = np.r_[t[1:] > t[:-1], True]  # last event of each run of equal timestamps
     P, t = P[keep], t[keep]
     seg = np.diff(t)
     v = np.linalg.norm(np.diff(P, axis=0), axis=1) / seg if len(seg) else np.zeros(0)
@@ -43,42 +52,64 @@ def gesture_kinematics(P, dt):
     a = np.diff(v) / np.diff(tv) if len(v) > 1 else np.zeros(0)
     ta = (tv[1:] + tv[:-1]) / 2
     j = np.diff(a) / np.diff(ta) if len(a) > 1 else np.zeros(0)
-    vp = np.r_[0., v, 0.]
+    vp = np.r_[0.0, v, 0.0]
     peaks = find_peaks(vp, prominence=0.1 * vp.max())[0] if vp.max() > 0 else np.zeros(0, int)
     t_peak = (tv[np.argmax(v)] / t[-1]) if len(v) and t[-1] > 0 else np.nan
-    return dict(v=v, a=np.abs(a), j=np.abs(j), tv=tv, n_peaks=len(peaks), t_peak=t_peak, duration=t[-1])
+    return dict(
+        v=v, a=np.abs(a), j=np.abs(j), tv=tv, n_peaks=len(peaks), t_peak=t_peak, duration=t[-1]
+    )
 
 # %% ../nbs/06_evaluation.ipynb #611b70d8
 def _require_st(x, what):
     if not isinstance(x, SpatioTemporal):
-        raise TypeError(f"{what} is Δt-aware and takes a SpatioTemporal (built by assembly.compose_spatiotemporal_sequence, "
-                        f"from_timing_cache or a classical generator), not {type(x).__name__}; "
-                        "geometry-only code takes [N,T,2] deltas and lengths")
+        raise TypeError(
+            f"{what} is Δt-aware and takes a SpatioTemporal (built by assembly.compose_spatiotemporal_sequence, "
+            f"from_timing_cache or a classical generator), not {type(x).__name__}; "
+            "geometry-only code takes [N,T,2] deltas and lengths"
+        )
 
-def kinematics(st:SpatioTemporal, pixel_grid=True) -> dict:
+
+def kinematics(st: SpatioTemporal, pixel_grid=True) -> dict:
     "Per-gesture kinematics of a `SpatioTemporal`: pooled speed/|acc|/|jerk| arrays and per-gesture summaries."
     _require_st(st, 'kinematics')
     v, a, j, npk, tpk = [], [], [], [], []
     for g, L in zip(st.gestures, st.lengths):
         k = gesture_kinematics(grid_positions(g[:, :2], L, pixel_grid), g[:L, 2])
-        v.append(k['v']); a.append(k['a']); j.append(k['j']); npk.append(k['n_peaks']); tpk.append(k['t_peak'])
+        v.append(k['v'])
+        a.append(k['a'])
+        j.append(k['j'])
+        npk.append(k['n_peaks'])
+        tpk.append(k['t_peak'])
     return dict(v=v, a=a, j=j, n_peaks=np.array(npk), t_peak=np.array(tpk))
+
 
 def geometry_summary(dxdy, lengths, pixel_grid=True) -> dict:
     "Per-gesture path length, net distance, straightness and mean |turn| (rad) from deltas [N,T,2] and lengths — no Δt."
-    if isinstance(dxdy, SpatioTemporal): raise TypeError("geometry-only: pass st.dxdy and st.lengths")
+    if isinstance(dxdy, SpatioTemporal):
+        raise TypeError("geometry-only: pass st.dxdy and st.lengths")
     dxdy, lengths = np.asarray(dxdy, np.float64), np.asarray(lengths)
     path, net, straight, turn = [], [], [], []
     for d, L in zip(dxdy, lengths):
         s = np.diff(grid_positions(d, L, pixel_grid), axis=0)
-        st = np.linalg.norm(s, axis=1); pl = st.sum(); nd = np.linalg.norm(s.sum(0))
-        path.append(pl); net.append(nd); straight.append(nd / pl if pl > 0 else np.nan)
+        st = np.linalg.norm(s, axis=1)
+        pl = st.sum()
+        nd = np.linalg.norm(s.sum(0))
+        path.append(pl)
+        net.append(nd)
+        straight.append(nd / pl if pl > 0 else np.nan)
         mv = s[st > 0]
-        h = np.arctan2(mv[:, 1], mv[:, 0]); tr = np.remainder(np.diff(h) + np.pi, 2 * np.pi) - np.pi
+        h = np.arctan2(mv[:, 1], mv[:, 0])
+        tr = np.remainder(np.diff(h) + np.pi, 2 * np.pi) - np.pi
         turn.append(np.abs(tr).mean() if len(tr) else np.nan)
-    return dict(path=np.array(path), net=np.array(net), straightness=np.array(straight), curvature=np.array(turn))
+    return dict(
+        path=np.array(path),
+        net=np.array(net),
+        straightness=np.array(straight),
+        curvature=np.array(turn),
+    )
 
-def sample_statistics(st:SpatioTemporal, pixel_grid=True) -> dict:
+
+def sample_statistics(st: SpatioTemporal, pixel_grid=True) -> dict:
     "Summary statistics of a sample: duration and Δt quantiles, speed/acc/jerk p50 & p95, path, straightness, curvature, speed peaks."
     _require_st(st, 'sample_statistics')
     k, g = kinematics(st, pixel_grid), geometry_summary(st.dxdy, st.lengths, pixel_grid)
@@ -86,252 +117,504 @@ def sample_statistics(st:SpatioTemporal, pixel_grid=True) -> dict:
     cat = lambda xs: np.concatenate(xs) if len(xs) else np.zeros(0)
     v, a, j = cat(k['v']), cat(k['a']), cat(k['j'])
     q = lambda x, p: float(np.nanpercentile(x, p)) if len(x) else np.nan
-    return {'n': len(st), 'steps_p50': q(st.lengths, 50),
-            'duration_p10': q(D, 10), 'duration_p50': q(D, 50), 'duration_p90': q(D, 90),
-            'dt_p10': q(dt, 10), 'dt_p50': q(dt, 50), 'dt_p90': q(dt, 90), 'dt_zero_share': float((dt == 0).mean()),
-            'speed_p50': q(v, 50), 'speed_p95': q(v, 95), 'acc_p50': q(a, 50), 'acc_p95': q(a, 95),
-            'jerk_p50': q(j, 50), 'jerk_p95': q(j, 95),
-            'path_p50': q(g['path'], 50), 'straightness_p50': q(g['straightness'], 50),
-            'curvature_p50': q(g['curvature'], 50), 'speed_peaks_mean': float(np.mean(k['n_peaks']))}
+    return {
+        'n': len(st),
+        'steps_p50': q(st.lengths, 50),
+        'duration_p10': q(D, 10),
+        'duration_p50': q(D, 50),
+        'duration_p90': q(D, 90),
+        'dt_p10': q(dt, 10),
+        'dt_p50': q(dt, 50),
+        'dt_p90': q(dt, 90),
+        'dt_zero_share': float((dt == 0).mean()),
+        'speed_p50': q(v, 50),
+        'speed_p95': q(v, 95),
+        'acc_p50': q(a, 50),
+        'acc_p95': q(a, 95),
+        'jerk_p50': q(j, 50),
+        'jerk_p95': q(j, 95),
+        'path_p50': q(g['path'], 50),
+        'straightness_p50': q(g['straightness'], 50),
+        'curvature_p50': q(g['curvature'], 50),
+        'speed_peaks_mean': float(np.mean(k['n_peaks'])),
+    }
 
-def compare_statistics(real:SpatioTemporal, fakes:dict, pixel_grid=True) -> pd.DataFrame:
+
+def compare_statistics(real: SpatioTemporal, fakes: dict, pixel_grid=True) -> pd.DataFrame:
     "Sample statistics of `real` and of each named fake side by side (one column each)."
     cols = {'real': sample_statistics(real, pixel_grid)}
-    for name, st in fakes.items(): cols[name] = sample_statistics(st, pixel_grid)
+    for name, st in fakes.items():
+        cols[name] = sample_statistics(st, pixel_grid)
     return pd.DataFrame(cols)
 
 # %% ../nbs/06_evaluation.ipynb #dc943c2d
 class TimingGuardError(AssertionError):
     "Fake timing statistics outside the tolerance of plan 001 §6."
 
-def timing_guard_stats(st:SpatioTemporal, pixel_grid=True) -> dict:
+
+def timing_guard_stats(st: SpatioTemporal, pixel_grid=True) -> dict:
     "Δt median (s, valid steps) and |vel| p95 (px/s, pooled merged segments) of a sample."
     _require_st(st, 'timing_guard_stats')
     v = np.concatenate(kinematics(st, pixel_grid)['v'])
-    return {'dt_median': float(np.median(st.dt[st.mask])), 'vel_p95': float(np.percentile(v, 95)) if len(v) else np.nan}
+    return {
+        'dt_median': float(np.median(st.dt[st.mask])),
+        'vel_p95': float(np.percentile(v, 95)) if len(v) else np.nan,
+    }
 
-def check_timing_guard(real:SpatioTemporal, fake:SpatioTemporal, tol=0.10, allow=False, pixel_grid=True) -> dict:
+
+def check_timing_guard(
+    real: SpatioTemporal, fake: SpatioTemporal, tol=0.10, allow=False, pixel_grid=True
+) -> dict:
     "Raise `TimingGuardError` unless fake Δt median and |vel| p95 are within ±`tol` (relative) of real; `allow=True` only reports."
     r, f = timing_guard_stats(real, pixel_grid), timing_guard_stats(fake, pixel_grid)
-    rel = {k: abs(f[k] - r[k]) / abs(r[k]) if r[k] else (0. if f[k] == r[k] else np.inf) for k in r}
+    rel = {
+        k: abs(f[k] - r[k]) / abs(r[k]) if r[k] else (0.0 if f[k] == r[k] else np.inf) for k in r
+    }
     ok = all(x <= tol for x in rel.values())
     out = {'ok': ok, 'tol': tol, 'real': r, 'fake': f, 'rel_diff': rel}
     if not ok and not allow:
-        raise TimingGuardError("timing guard (plan 001 §6) failed for " + fake.source + ": " +
-            "; ".join(f"{k}: fake {f[k]:.5g} vs real {r[k]:.5g} ({100 * rel[k]:+.1f}%, tolerance ±{100 * tol:.0f}%)" for k in r) +
-            " — pass allow=True for ablations")
+        raise TimingGuardError(
+            "timing guard (plan 001 §6) failed for "
+            + fake.source
+            + ": "
+            + "; ".join(
+                f"{k}: fake {f[k]:.5g} vs real {r[k]:.5g} ({100 * rel[k]:+.1f}%, tolerance ±{100 * tol:.0f}%)"
+                for k in r
+            )
+            + " — pass allow=True for ablations"
+        )
     return out
 
 # %% ../nbs/06_evaluation.ipynb #2a2b4b2c
-GEOMETRY_FEATURES = ['log_steps', 'log_path', 'log_net', 'straightness', 'net_cos', 'net_sin',
-                     'step_cv', 'step_max_rel', 'step_p10_rel', 'step_p50_rel', 'step_p90_rel', 'step_first_rel',
-                     'step_last_rel', 'argmax_step', 'zero_steps', 'axis_steps', 'turn_mean', 'turn_std', 'turn_max',
-                     'reversals', 'net_rotation', 'dev_max', 'dev_mean', 'dev_signed', 'step_lag1']
-TIMING_FEATURES = ['log_duration', 'dt_p10', 'dt_p50', 'dt_p90', 'dt_cv', 'dt_zero', 'dt_max_share',
-                   'v_mean', 'v_p50', 'v_p95', 'v_max', 'v_cv', 'a_p50', 'a_p95', 'j_p50', 'j_p95',
-                   't_peak', 'n_peaks', 'v_half_ratio', 'log_D_per_path']
+GEOMETRY_FEATURES = [
+    'log_steps',
+    'log_path',
+    'log_net',
+    'straightness',
+    'net_cos',
+    'net_sin',
+    'step_cv',
+    'step_max_rel',
+    'step_p10_rel',
+    'step_p50_rel',
+    'step_p90_rel',
+    'step_first_rel',
+    'step_last_rel',
+    'argmax_step',
+    'zero_steps',
+    'axis_steps',
+    'turn_mean',
+    'turn_std',
+    'turn_max',
+    'reversals',
+    'net_rotation',
+    'dev_max',
+    'dev_mean',
+    'dev_signed',
+    'step_lag1',
+]
+TIMING_FEATURES = [
+    'log_duration',
+    'dt_p10',
+    'dt_p50',
+    'dt_p90',
+    'dt_cv',
+    'dt_zero',
+    'dt_max_share',
+    'v_mean',
+    'v_p50',
+    'v_p95',
+    'v_max',
+    'v_cv',
+    'a_p50',
+    'a_p95',
+    'j_p50',
+    'j_p95',
+    't_peak',
+    'n_peaks',
+    'v_half_ratio',
+    'log_D_per_path',
+]
 FULL_FEATURES = GEOMETRY_FEATURES + TIMING_FEATURES
 
+
 def _geom_row(P):
-    s = np.diff(P, axis=0); L = len(s)
-    st = np.linalg.norm(s, axis=1); pl = st.sum(); net = P[-1] - P[0]; nd = np.linalg.norm(net)
-    nan = np.nan; mu = st.mean()
+    s = np.diff(P, axis=0)
+    L = len(s)
+    st = np.linalg.norm(s, axis=1)
+    pl = st.sum()
+    net = P[-1] - P[0]
+    nd = np.linalg.norm(net)
+    nan = np.nan
+    mu = st.mean()
     rel = (lambda x: x / mu) if mu > 0 else (lambda x: nan)
     k = max(1, L // 5)
     mv = s[st > 0]
-    h = np.arctan2(mv[:, 1], mv[:, 0]); tr = np.remainder(np.diff(h) + np.pi, 2 * np.pi) - np.pi
+    h = np.arctan2(mv[:, 1], mv[:, 0])
+    tr = np.remainder(np.diff(h) + np.pi, 2 * np.pi) - np.pi
     if nd > 0:
-        u = net / nd; q = P - P[0]; cross = q[:, 0] * u[1] - q[:, 1] * u[0]
+        u = net / nd
+        q = P - P[0]
+        cross = q[:, 0] * u[1] - q[:, 1] * u[0]
         dev = (np.abs(cross).max() / nd, np.abs(cross).mean() / nd, cross.mean() / nd)
-    else: dev = (nan, nan, nan)
-    lag1 = np.corrcoef(st[1:], st[:-1])[0, 1] if L > 2 and st[1:].std() > 0 and st[:-1].std() > 0 else nan
-    return [np.log(L), np.log1p(pl), np.log1p(nd), nd / pl if pl > 0 else nan,
-            net[0] / nd if nd > 0 else nan, net[1] / nd if nd > 0 else nan,
-            st.std() / mu if mu > 0 else nan, rel(st.max()), rel(np.percentile(st, 10)), rel(np.percentile(st, 50)),
-            rel(np.percentile(st, 90)), rel(st[:k].mean()), rel(st[-k:].mean()), np.argmax(st) / L,
-            (st == 0).mean(), ((s[:, 0] == 0) ^ (s[:, 1] == 0)).mean(),
-            np.abs(tr).mean() if len(tr) else nan, tr.std() if len(tr) else nan, np.abs(tr).max() if len(tr) else nan,
-            (np.abs(tr) > np.pi / 2).mean() if len(tr) else nan, abs(tr.sum()) / np.pi if len(tr) else nan,
-            *dev, lag1]
+    else:
+        dev = (nan, nan, nan)
+    lag1 = (
+        np.corrcoef(st[1:], st[:-1])[0, 1]
+        if L > 2 and st[1:].std() > 0 and st[:-1].std() > 0
+        else nan
+    )
+    return [
+        np.log(L),
+        np.log1p(pl),
+        np.log1p(nd),
+        nd / pl if pl > 0 else nan,
+        net[0] / nd if nd > 0 else nan,
+        net[1] / nd if nd > 0 else nan,
+        st.std() / mu if mu > 0 else nan,
+        rel(st.max()),
+        rel(np.percentile(st, 10)),
+        rel(np.percentile(st, 50)),
+        rel(np.percentile(st, 90)),
+        rel(st[:k].mean()),
+        rel(st[-k:].mean()),
+        np.argmax(st) / L,
+        (st == 0).mean(),
+        ((s[:, 0] == 0) ^ (s[:, 1] == 0)).mean(),
+        np.abs(tr).mean() if len(tr) else nan,
+        tr.std() if len(tr) else nan,
+        np.abs(tr).max() if len(tr) else nan,
+        (np.abs(tr) > np.pi / 2).mean() if len(tr) else nan,
+        abs(tr.sum()) / np.pi if len(tr) else nan,
+        *dev,
+        lag1,
+    ]
+
 
 def geometry_features(dxdy, lengths, pixel_grid=True) -> np.ndarray:
     "Geometry-only judge features [N, 25] (`GEOMETRY_FEATURES`) from pixel deltas [N,T,2] and lengths [N]; never sees Δt."
-    if isinstance(dxdy, SpatioTemporal): raise TypeError("geometry_features is geometry-only: pass st.dxdy, st.lengths")
+    if isinstance(dxdy, SpatioTemporal):
+        raise TypeError("geometry_features is geometry-only: pass st.dxdy, st.lengths")
     dxdy = dxdy.detach().cpu().numpy() if isinstance(dxdy, torch.Tensor) else np.asarray(dxdy)
     lengths = np.asarray(lengths.cpu() if isinstance(lengths, torch.Tensor) else lengths)
-    if dxdy.ndim != 3 or dxdy.shape[-1] != 2: raise ValueError(f"geometry_features takes [N,T,2] deltas, got {dxdy.shape}")
+    if dxdy.ndim != 3 or dxdy.shape[-1] != 2:
+        raise ValueError(f"geometry_features takes [N,T,2] deltas, got {dxdy.shape}")
     with np.errstate(all='ignore'):
-        return np.array([_geom_row(grid_positions(d, L, pixel_grid)) for d, L in zip(dxdy, lengths)], np.float64).reshape(-1, len(GEOMETRY_FEATURES))
+        return np.array(
+            [_geom_row(grid_positions(d, L, pixel_grid)) for d, L in zip(dxdy, lengths)], np.float64
+        ).reshape(-1, len(GEOMETRY_FEATURES))
+
 
 def _time_row(P, dt):
     nan = np.nan
-    D = dt.sum(); k = gesture_kinematics(P, dt); v, a, j = k['v'], k['a'], k['j']
+    D = dt.sum()
+    k = gesture_kinematics(P, dt)
+    v, a, j = k['v'], k['a'], k['j']
     l10 = lambda x: np.log10(max(x, 1e-4))
     q = lambda x, p: np.log1p(np.percentile(x, p)) if len(x) else nan
     pl = np.linalg.norm(np.diff(P, axis=0), axis=1).sum()
     if len(v) > 1:
-        h = len(v) // 2; m1, m2 = v[:h].mean(), v[h:].mean()
+        h = len(v) // 2
+        m1, m2 = v[:h].mean(), v[h:].mean()
         half = np.log((m1 + 1e-3) / (m2 + 1e-3))
-    else: half = nan
-    return [np.log(D), l10(np.percentile(dt, 10)), l10(np.percentile(dt, 50)), l10(np.percentile(dt, 90)),
-            dt.std() / dt.mean(), (dt == 0).mean(), dt.max() / D,
-            np.log1p(v.mean()) if len(v) else nan, q(v, 50), q(v, 95), np.log1p(v.max()) if len(v) else nan,
-            v.std() / v.mean() if len(v) and v.mean() > 0 else nan, q(a, 50), q(a, 95), q(j, 50), q(j, 95),
-            k['t_peak'], k['n_peaks'], half, np.log(D) - np.log1p(pl)]
+    else:
+        half = nan
+    return [
+        np.log(D),
+        l10(np.percentile(dt, 10)),
+        l10(np.percentile(dt, 50)),
+        l10(np.percentile(dt, 90)),
+        dt.std() / dt.mean(),
+        (dt == 0).mean(),
+        dt.max() / D,
+        np.log1p(v.mean()) if len(v) else nan,
+        q(v, 50),
+        q(v, 95),
+        np.log1p(v.max()) if len(v) else nan,
+        v.std() / v.mean() if len(v) and v.mean() > 0 else nan,
+        q(a, 50),
+        q(a, 95),
+        q(j, 50),
+        q(j, 95),
+        k['t_peak'],
+        k['n_peaks'],
+        half,
+        np.log(D) - np.log1p(pl),
+    ]
 
-def kinematic_features(st:SpatioTemporal, pixel_grid=True) -> np.ndarray:
+
+def kinematic_features(st: SpatioTemporal, pixel_grid=True) -> np.ndarray:
     "Full (Δt-aware) judge features [N, 45] (`FULL_FEATURES`); accepts only a `SpatioTemporal`."
     _require_st(st, 'kinematic_features')
     G = geometry_features(st.dxdy, st.lengths, pixel_grid)
     with np.errstate(all='ignore'):
-        Tm = np.array([_time_row(grid_positions(g[:, :2], L, pixel_grid), g[:L, 2].astype(np.float64))
-                       for g, L in zip(st.gestures, st.lengths)], np.float64).reshape(-1, len(TIMING_FEATURES))
+        Tm = np.array(
+            [
+                _time_row(grid_positions(g[:, :2], L, pixel_grid), g[:L, 2].astype(np.float64))
+                for g, L in zip(st.gestures, st.lengths)
+            ],
+            np.float64,
+        ).reshape(-1, len(TIMING_FEATURES))
     return np.concatenate([G, Tm], 1)
 
 # %% ../nbs/06_evaluation.ipynb #d4b0f5fc
 def make_judge(seed=0):
     "The C2ST classifier (gradient-boosted trees, fixed hyper-parameters)."
-    return HistGradientBoostingClassifier(max_iter=200, learning_rate=0.1, max_leaf_nodes=15, l2_regularization=1.0,
-                                          early_stopping=False, random_state=seed)
+    return HistGradientBoostingClassifier(
+        max_iter=200,
+        learning_rate=0.1,
+        max_leaf_nodes=15,
+        l2_regularization=1.0,
+        early_stopping=False,
+        random_state=seed,
+    )
 
-def c2st(X_real, X_fake, seed=0, n_splits=5, n_permutations=20, max_per_class=2000, paired=False, n_threads=1) -> dict:
+
+def c2st(
+    X_real,
+    X_fake,
+    seed=0,
+    n_splits=5,
+    n_permutations=20,
+    max_per_class=2000,
+    paired=False,
+    n_threads=1,
+) -> dict:
     """Classifier two-sample test on feature matrices: accuracy ± std, AUC, permutation and binomial p-values.
     `paired=True`: row i of both sides is the same gesture (identity tests); both rows go to the same fold."""
-    with threadpool_limits(n_threads):   # OpenMP oversubscription on shared CPUs makes single fits 10-50x slower
+    with threadpool_limits(
+        n_threads
+    ):  # OpenMP oversubscription on shared CPUs makes single fits 10-50x slower
         return _c2st(X_real, X_fake, seed, n_splits, n_permutations, max_per_class, paired)
+
 
 def _c2st(X_real, X_fake, seed, n_splits, n_permutations, max_per_class, paired):
     rng = np.random.default_rng(seed)
     X_real, X_fake = np.asarray(X_real, np.float64), np.asarray(X_fake, np.float64)
     n = int(min(len(X_real), len(X_fake), max_per_class))
-    if n < 2 * n_splits: raise ValueError(f"C2ST needs at least {2 * n_splits} gestures per side, got {n}")
-    if paired and len(X_real) != len(X_fake): raise ValueError("paired C2ST needs the same gestures on both sides")
-    ir = rng.choice(len(X_real), n, replace=False); jf = ir if paired else rng.choice(len(X_fake), n, replace=False)
+    if n < 2 * n_splits:
+        raise ValueError(f"C2ST needs at least {2 * n_splits} gestures per side, got {n}")
+    if paired and len(X_real) != len(X_fake):
+        raise ValueError("paired C2ST needs the same gestures on both sides")
+    ir = rng.choice(len(X_real), n, replace=False)
+    jf = ir if paired else rng.choice(len(X_fake), n, replace=False)
     X = np.concatenate([X_real[ir], X_fake[jf]])
     y = np.r_[np.zeros(n, int), np.ones(n, int)]
     groups = np.r_[np.arange(n), np.arange(n)] if paired else None
-    cv = (StratifiedGroupKFold if paired else StratifiedKFold)(n_splits=n_splits, shuffle=True, random_state=seed)
+    cv = (StratifiedGroupKFold if paired else StratifiedKFold)(
+        n_splits=n_splits, shuffle=True, random_state=seed
+    )
     proba, accs = np.zeros(2 * n), []
     for tr, te in cv.split(X, y, groups):
         clf = make_judge(seed).fit(X[tr], y[tr])
         proba[te] = clf.predict_proba(X[te])[:, 1]
-        accs.append(float(((proba[te] > .5) == y[te]).mean()))
-    correct = int(((proba > .5) == y).sum())
-    res = {'accuracy': float(np.mean(accs)), 'accuracy_std': float(np.std(accs)), 'auc': float(roc_auc_score(y, proba)),
-           'p_binomial': float(sps.binomtest(correct, 2 * n, .5, alternative='greater').pvalue),
-           'p_value': np.nan, 'n_per_class': n, 'n_features': X.shape[1], 'n_splits': n_splits,
-           'n_permutations': n_permutations, 'seed': seed, 'paired': paired, 'fold_accuracies': accs}
+        accs.append(float(((proba[te] > 0.5) == y[te]).mean()))
+    correct = int(((proba > 0.5) == y).sum())
+    res = {
+        'accuracy': float(np.mean(accs)),
+        'accuracy_std': float(np.std(accs)),
+        'auc': float(roc_auc_score(y, proba)),
+        'p_binomial': float(sps.binomtest(correct, 2 * n, 0.5, alternative='greater').pvalue),
+        'p_value': np.nan,
+        'n_per_class': n,
+        'n_features': X.shape[1],
+        'n_splits': n_splits,
+        'n_permutations': n_permutations,
+        'seed': seed,
+        'paired': paired,
+        'fold_accuracies': accs,
+    }
     if n_permutations:
-        _, _, p = permutation_test_score(make_judge(seed), X, y, groups=groups, cv=cv, n_permutations=n_permutations,
-                                         random_state=seed, scoring='accuracy', n_jobs=1)
+        _, _, p = permutation_test_score(
+            make_judge(seed),
+            X,
+            y,
+            groups=groups,
+            cv=cv,
+            n_permutations=n_permutations,
+            random_state=seed,
+            scoring='accuracy',
+            n_jobs=1,
+        )
         res['p_value'] = float(p)
     return res
 
 # %% ../nbs/06_evaluation.ipynb #159dfa49
 VARIANTS = ('full', 'geometry')
 
-def judge_features(st:SpatioTemporal, variant='full', pixel_grid=True) -> np.ndarray:
+
+def judge_features(st: SpatioTemporal, variant='full', pixel_grid=True) -> np.ndarray:
     "The judge's features of a sample: `full` (Δt-aware, `kinematic_features`) or `geometry` (`geometry_features` on Δx, Δy only)."
     _require_st(st, 'judge_features')
-    if variant == 'full': return kinematic_features(st, pixel_grid)
-    if variant == 'geometry': return geometry_features(st.dxdy, st.lengths, pixel_grid)
+    if variant == 'full':
+        return kinematic_features(st, pixel_grid)
+    if variant == 'geometry':
+        return geometry_features(st.dxdy, st.lengths, pixel_grid)
     raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
 
-def c2st_samples(real:SpatioTemporal, fake:SpatioTemporal, variant='full', seed=0, allow_timing_mismatch=False,
-                 pixel_grid=True, **kw) -> dict:
+
+def c2st_samples(
+    real: SpatioTemporal,
+    fake: SpatioTemporal,
+    variant='full',
+    seed=0,
+    allow_timing_mismatch=False,
+    pixel_grid=True,
+    **kw,
+) -> dict:
     "C2ST of two samples on one feature variant; a fake tagged `model` must pass the timing guard first (full variant)."
-    _require_st(real, 'c2st_samples'); _require_st(fake, 'c2st_samples')
+    _require_st(real, 'c2st_samples')
+    _require_st(fake, 'c2st_samples')
     guard = None
     if variant == 'full' and fake.kind == 'model':
-        guard = check_timing_guard(real, fake, allow=allow_timing_mismatch or fake.source != 'model', pixel_grid=pixel_grid)
-    res = c2st(judge_features(real, variant, pixel_grid), judge_features(fake, variant, pixel_grid), seed=seed, **kw)
-    res.update(variant=variant, real=real.source, fake=fake.source, guard_ok=None if guard is None else guard['ok'])
+        guard = check_timing_guard(
+            real, fake, allow=allow_timing_mismatch or fake.source != 'model', pixel_grid=pixel_grid
+        )
+    res = c2st(
+        judge_features(real, variant, pixel_grid),
+        judge_features(fake, variant, pixel_grid),
+        seed=seed,
+        **kw,
+    )
+    res.update(
+        variant=variant,
+        real=real.source,
+        fake=fake.source,
+        guard_ok=None if guard is None else guard['ok'],
+    )
     return res
 
 # %% ../nbs/06_evaluation.ipynb #ba60ebaf
-def targets_of(st:SpatioTemporal):
+def targets_of(st: SpatioTemporal):
     "Net displacement [N,2] (px) and step counts [N] of a sample, the targets given to every classical generator."
     return st.dxdy.astype(np.float64).sum(1), np.asarray(st.lengths)
 
+
 def _pack_paths(paths, dts, T, name, meta):
     "Pixel-grid paths (list of [L+1,2] float positions from 0) and step times into a baseline `SpatioTemporal`."
-    N = len(paths); dxdy = np.zeros((N, T, 2), np.float32); dt = np.zeros((N, T), np.float32); L = np.zeros(N, np.int64)
+    N = len(paths)
+    dxdy = np.zeros((N, T, 2), np.float32)
+    dt = np.zeros((N, T), np.float32)
+    L = np.zeros(N, np.int64)
     for i, (P, d) in enumerate(zip(paths, dts)):
-        P = np.round(P); n = len(P) - 1
-        dxdy[i, :n] = np.diff(P, axis=0); dt[i, :n] = d; L[i] = n
+        P = np.round(P)
+        n = len(P) - 1
+        dxdy[i, :n] = np.diff(P, axis=0)
+        dt[i, :n] = d
+        L[i] = n
     return from_baseline(dxdy, dt, L, name, meta)
+
 
 def _finish(P, target):
     "Anchor a path at 0 and force its last point onto the (integer) target."
-    P = np.array(P, np.float64); P -= P[0]; P[-1] = target
+    P = np.array(P, np.float64)
+    P -= P[0]
+    P[-1] = target
     return P
 
 # %% ../nbs/06_evaluation.ipynb #4eb52d0b
 def straight_line(net, lengths, T, dt=0.016, seed=0) -> SpatioTemporal:
     "Straight line to each target in L equal steps, constant Δt = `dt` s."
     paths = [_finish(np.outer(np.linspace(0, 1, L + 1), tgt), tgt) for tgt, L in zip(net, lengths)]
-    return _pack_paths(paths, [np.full(L, dt) for L in lengths], T, 'straight_line', dict(dt=dt, seed=seed))
+    return _pack_paths(
+        paths, [np.full(L, dt) for L in lengths], T, 'straight_line', dict(dt=dt, seed=seed)
+    )
 
 # %% ../nbs/06_evaluation.ipynb #7b6efd1e
-def ease_out_quad(x): return x * (2 - x)
+def ease_out_quad(x):
+    return x * (2 - x)
+
 
 def _bezier_anchors(rng, tgt, spread):
-    side = rng.choice([-1., 1.])
+    side = rng.choice([-1.0, 1.0])
+
     def one():
         mid = tgt * rng.random()
-        n = np.array([mid[1], -mid[0]]); nn = np.linalg.norm(n)
-        n = n / nn * spread if nn > 0 else np.array([0., spread])
+        n = np.array([mid[1], -mid[0]])
+        nn = np.linalg.norm(n)
+        n = n / nn * spread if nn > 0 else np.array([0.0, spread])
         return mid + rng.random() * side * n
+
     a = sorted([one(), one()], key=lambda p: p[0])
     return a[0], a[1]
 
-def bezier_fitts(net, lengths, T, seed=0, width=100., fitts_a=0.1, fitts_b=0.2, ease=ease_out_quad) -> SpatioTemporal:
+
+def bezier_fitts(
+    net, lengths, T, seed=0, width=100.0, fitts_a=0.1, fitts_b=0.2, ease=ease_out_quad
+) -> SpatioTemporal:
     "Cubic Bézier with ghost-cursor anchors, eased spacing and constant Δt = Fitts MT / L."
-    rng = np.random.default_rng(seed); paths, dts = [], []
+    rng = np.random.default_rng(seed)
+    paths, dts = [], []
     for tgt, L in zip(net, lengths):
         dist = np.linalg.norm(tgt)
         p1, p2 = _bezier_anchors(rng, tgt, np.clip(dist, 2, 200))
         s = ease(np.linspace(0, 1, L + 1))[:, None]
-        P = 3 * (1 - s) ** 2 * s * p1 + 3 * (1 - s) * s ** 2 * p2 + s ** 3 * tgt
+        P = 3 * (1 - s) ** 2 * s * p1 + 3 * (1 - s) * s**2 * p2 + s**3 * tgt
         paths.append(_finish(P, tgt))
         dts.append(np.full(L, (fitts_a + fitts_b * np.log2(dist / width + 1)) / L))
-    return _pack_paths(paths, dts, T, 'bezier_fitts', dict(seed=seed, width=width, fitts_a=fitts_a, fitts_b=fitts_b))
+    return _pack_paths(
+        paths,
+        dts,
+        T,
+        'bezier_fitts',
+        dict(seed=seed, width=width, fitts_a=fitts_a, fitts_b=fitts_b),
+    )
 
 # %% ../nbs/06_evaluation.ipynb #e97181b4
-def _windmouse_events(rng, tgt, G0=9., W0=3., M0=15., D0=12., min_wait=2., max_wait=4., max_iter=5000):
+def _windmouse_events(
+    rng, tgt, G0=9.0, W0=3.0, M0=15.0, D0=12.0, min_wait=2.0, max_wait=4.0, max_iter=5000
+):
     "One WindMouse run from 0 to `tgt`; returns logged positions [K+1,2] and times [K+1] (s)."
-    x = np.zeros(2); v = np.zeros(2); w = np.zeros(2); cur = np.zeros(2); t = 0.
-    P, ts = [cur.copy()], [0.]
+    x = np.zeros(2)
+    v = np.zeros(2)
+    w = np.zeros(2)
+    cur = np.zeros(2)
+    t = 0.0
+    P, ts = [cur.copy()], [0.0]
     s3, s5, M = math.sqrt(3), math.sqrt(5), M0
     for _ in range(max_iter):
         dist = np.linalg.norm(tgt - x)
-        if dist < 1: break
+        if dist < 1:
+            break
         wm = min(W0, dist)
-        if dist >= D0: w = w / s3 + (2 * rng.random(2) - 1) * wm / s5
+        if dist >= D0:
+            w = w / s3 + (2 * rng.random(2) - 1) * wm / s5
         else:
             w = w / s3
             M = rng.random() * 3 + 3 if M < 3 else M / s5
         v = v + w + G0 * (tgt - x) / dist
         vm = np.linalg.norm(v)
-        if vm > M: v = v / vm * (M / 2 + rng.random() * M / 2)
+        if vm > M:
+            v = v / vm * (M / 2 + rng.random() * M / 2)
         x = x + v
         t += (min_wait + (max_wait - min_wait) * np.linalg.norm(v) / M0) / 1000
         r = np.round(x)
-        if (r != cur).any(): cur = r; P.append(r.copy()); ts.append(t)
-    if (cur != tgt).any(): P.append(np.asarray(tgt, float)); ts.append(t + min_wait / 1000)
+        if (r != cur).any():
+            cur = r
+            P.append(r.copy())
+            ts.append(t)
+    if (cur != tgt).any():
+        P.append(np.asarray(tgt, float))
+        ts.append(t + min_wait / 1000)
     return np.array(P), np.array(ts)
 
-def windmouse(net, lengths, T, seed=0, gravity=9., wind=3.) -> SpatioTemporal:
+
+def windmouse(net, lengths, T, seed=0, gravity=9.0, wind=3.0) -> SpatioTemporal:
     "WindMouse paths and clock (SRL/Java parameters), resampled to exactly L steps per gesture."
-    rng = np.random.default_rng(seed); paths, dts = [], []
+    rng = np.random.default_rng(seed)
+    paths, dts = [], []
     for tgt, L in zip(net, lengths):
         speed = (rng.random() * 15 + 15) / 9
-        P, t = _windmouse_events(rng, np.asarray(tgt, float), gravity, wind, 10 * speed, 8 * speed, 5 / speed, 10 / speed)
+        P, t = _windmouse_events(
+            rng, np.asarray(tgt, float), gravity, wind, 10 * speed, 8 * speed, 5 / speed, 10 / speed
+        )
         K = len(P) - 1
-        if K == 0: P, t, K = np.zeros((2, 2)), np.array([0., 5e-3]), 1      # zero target: stationary
+        if K == 0:
+            P, t, K = np.zeros((2, 2)), np.array([0.0, 5e-3]), 1  # zero target: stationary
         u = np.linspace(0, K, L + 1)
         Pi = np.stack([np.interp(u, np.arange(K + 1), P[:, c]) for c in range(2)], 1)
-        paths.append(_finish(Pi, tgt)); dts.append(np.diff(np.interp(u, np.arange(K + 1), t)))
+        paths.append(_finish(Pi, tgt))
+        dts.append(np.diff(np.interp(u, np.arange(K + 1), t)))
     return _pack_paths(paths, dts, T, 'windmouse', dict(seed=seed, gravity=gravity, wind=wind))
 
 # %% ../nbs/06_evaluation.ipynb #5bc337e9
@@ -340,141 +623,286 @@ def _slm_positions(t, strokes):
     P = np.zeros((len(t), 2))
     for D, t0, mu, sig, ts, te in strokes:
         tt = np.maximum(t - t0, 1e-12)
-        C = np.where(t > t0, sps.norm.cdf((np.log(tt) - mu) / sig), 0.)
+        C = np.where(t > t0, sps.norm.cdf((np.log(tt) - mu) / sig), 0.0)
         dth = te - ts
-        if abs(dth) < 1e-6: P += D * C[:, None] * np.array([math.cos(ts), math.sin(ts)])
-        else: P += D / dth * np.stack([np.sin(ts + dth * C) - math.sin(ts), math.cos(ts) - np.cos(ts + dth * C)], 1)
+        if abs(dth) < 1e-6:
+            P += D * C[:, None] * np.array([math.cos(ts), math.sin(ts)])
+        else:
+            P += (
+                D
+                / dth
+                * np.stack(
+                    [np.sin(ts + dth * C) - math.sin(ts), math.cos(ts) - np.cos(ts + dth * C)], 1
+                )
+            )
     return P
 
-def sigma_lognormal(net, lengths, T, seed=0, width=100., fitts_a=0.1, fitts_b=0.2) -> SpatioTemporal:
+
+def sigma_lognormal(
+    net, lengths, T, seed=0, width=100.0, fitts_a=0.1, fitts_b=0.2
+) -> SpatioTemporal:
     "Sigma-lognormal strokes (primary + 0–2 corrective) sampled at a constant rate, L steps onto each target."
-    rng = np.random.default_rng(seed); paths, dts = [], []
+    rng = np.random.default_rng(seed)
+    paths, dts = [], []
     for tgt, L in zip(net, lengths):
         dist = np.linalg.norm(tgt)
-        mt = (fitts_a + fitts_b * np.log2(dist / width + 1)) * rng.uniform(.9, 1.1)
-        sig = rng.uniform(.2, .4); mu = math.log(mt / 2)
+        mt = (fitts_a + fitts_b * np.log2(dist / width + 1)) * rng.uniform(0.9, 1.1)
+        sig = rng.uniform(0.2, 0.4)
+        mu = math.log(mt / 2)
         th = math.atan2(tgt[1], tgt[0]) if dist > 0 else rng.uniform(-np.pi, np.pi)
-        d_th = rng.normal(0, .3)
-        strokes = [(1., 0., mu, sig, th - d_th / 2, th + d_th / 2)]
-        for _ in range(rng.choice(3, p=[.3, .5, .2])):
-            strokes.append((rng.uniform(.03, .15), rng.uniform(.4, .9) * math.exp(mu), mu - rng.uniform(.3, .8),
-                            rng.uniform(.2, .4), th + rng.normal(0, .8), th + rng.normal(0, .8)))
+        d_th = rng.normal(0, 0.3)
+        strokes = [(1.0, 0.0, mu, sig, th - d_th / 2, th + d_th / 2)]
+        for _ in range(rng.choice(3, p=[0.3, 0.5, 0.2])):
+            strokes.append(
+                (
+                    rng.uniform(0.03, 0.15),
+                    rng.uniform(0.4, 0.9) * math.exp(mu),
+                    mu - rng.uniform(0.3, 0.8),
+                    rng.uniform(0.2, 0.4),
+                    th + rng.normal(0, 0.8),
+                    th + rng.normal(0, 0.8),
+                )
+            )
         start = math.exp(mu - 3.09 * sig)
         end = max(t0 + math.exp(m + 3.09 * s) for _, t0, m, s, _, _ in strokes)
         t = np.linspace(start, end, L + 1)
-        P = _slm_positions(t, strokes); P -= P[0]
-        if dist > 0 and np.linalg.norm(P[-1]) > 0:       # similarity transform: end point onto the target
-            z = complex(*tgt) / complex(*P[-1]); zc = (P[:, 0] + 1j * P[:, 1]) * z
+        P = _slm_positions(t, strokes)
+        P -= P[0]
+        if (
+            dist > 0 and np.linalg.norm(P[-1]) > 0
+        ):  # similarity transform: end point onto the target
+            z = complex(*tgt) / complex(*P[-1])
+            zc = (P[:, 0] + 1j * P[:, 1]) * z
             P = np.stack([zc.real, zc.imag], 1)
-        else: P = np.zeros_like(P)
-        paths.append(_finish(P, tgt)); dts.append(np.full(L, (end - start) / L))
-    return _pack_paths(paths, dts, T, 'sigma_lognormal', dict(seed=seed, width=width, fitts_a=fitts_a, fitts_b=fitts_b))
+        else:
+            P = np.zeros_like(P)
+        paths.append(_finish(P, tgt))
+        dts.append(np.full(L, (end - start) / L))
+    return _pack_paths(
+        paths,
+        dts,
+        T,
+        'sigma_lognormal',
+        dict(seed=seed, width=width, fitts_a=fitts_a, fitts_b=fitts_b),
+    )
 
 # %% ../nbs/06_evaluation.ipynb #efc7770f
-def classical_baselines(real:SpatioTemporal, seed=0, dt=None) -> dict:
+def classical_baselines(real: SpatioTemporal, seed=0, dt=None) -> dict:
     """The four classical generators on the targets (net displacement, L) of `real`. The line's constant Δt defaults to
     the median positive Δt of `real` (the most favourable constant)."""
     _require_st(real, 'classical_baselines')
     net, L = targets_of(real)
-    if dt is None: dt = float(np.median(real.dt[real.mask & (real.dt > 0)]))
-    return {'straight line, const Δt': straight_line(net, L, real.T, dt, seed),
-            'Bézier + Fitts': bezier_fitts(net, L, real.T, seed),
-            'WindMouse': windmouse(net, L, real.T, seed),
-            'sigma-lognormal': sigma_lognormal(net, L, real.T, seed)}
+    if dt is None:
+        dt = float(np.median(real.dt[real.mask & (real.dt > 0)]))
+    return {
+        'straight line, const Δt': straight_line(net, L, real.T, dt, seed),
+        'Bézier + Fitts': bezier_fitts(net, L, real.T, seed),
+        'WindMouse': windmouse(net, L, real.T, seed),
+        'sigma-lognormal': sigma_lognormal(net, L, real.T, seed),
+    }
 
 # %% ../nbs/06_evaluation.ipynb #1dd3c322
-def identity_check(cache:dict, seed=0, tol=0.02, **kw) -> dict:
+def identity_check(cache: dict, seed=0, tol=0.02, **kw) -> dict:
     "Plan 000 §6.2: real gestures vs the same geometry + cached timing through the assembly helper; C2ST must be ≈ 0.5."
     st = cache['stats']
-    geom = (torch.as_tensor(cache['dxdy']) - torch.as_tensor(st['geom_mean'])) / torch.as_tensor(st['geom_std'])
-    fake = compose_spatiotemporal_sequence(geom, dict(mask=cache['mask']), CachedTimingSampler(cache, 'match'),
-                                           TimingConfig(st, source='model:cached_timing'))
+    geom = normalize(torch.as_tensor(cache['dxdy']), cache['mask'], st)
+    fake = compose_spatiotemporal_sequence(
+        geom,
+        dict(mask=cache['mask']),
+        CachedTimingSampler(cache, 'match'),
+        TimingConfig(st, source='model:cached_timing'),
+    )
     res = c2st_samples(from_timing_cache(cache), fake, 'full', seed=seed, paired=True, **kw)
-    res['passed'] = abs(res['accuracy'] - .5) <= tol and abs(res['auc'] - .5) <= tol
+    res['passed'] = abs(res['accuracy'] - 0.5) <= tol and abs(res['auc'] - 0.5) <= tol
     return res
 
 # %% ../nbs/06_evaluation.ipynb #1806b3ca
-def side_by_side(real_test:SpatioTemporal, generators:dict, seed=0, variants=VARIANTS, n_permutations=20,
-                 max_per_class=2000, allow_timing_mismatch=False, verbose=False) -> pd.DataFrame:
+def side_by_side(
+    real_test: SpatioTemporal,
+    generators: dict,
+    seed=0,
+    variants=VARIANTS,
+    n_permutations=20,
+    max_per_class=2000,
+    allow_timing_mismatch=False,
+    verbose=False,
+) -> pd.DataFrame:
     "C2ST of every named generator (`SpatioTemporal`) vs `real_test`, full and geometry-only; one row per generator."
     _require_st(real_test, 'side_by_side')
     feats = {v: judge_features(real_test, v) for v in variants}
     rows = []
     for name, st in generators.items():
         _require_st(st, f'generator {name!r}')
-        row = {'generator': name, 'source': st.source, 'n_real': len(real_test), 'n_fake': len(st), 'seed': seed}
+        row = {
+            'generator': name,
+            'source': st.source,
+            'n_real': len(real_test),
+            'n_fake': len(st),
+            'seed': seed,
+        }
         guard = None
         if st.kind == 'model' and 'full' in variants:
-            guard = check_timing_guard(real_test, st, allow=allow_timing_mismatch or st.source != 'model')
+            guard = check_timing_guard(
+                real_test, st, allow=allow_timing_mismatch or st.source != 'model'
+            )
             row['guard_ok'] = guard['ok']
         for v in variants:
             t0 = time.time()
-            r = c2st(feats[v], judge_features(st, v), seed=seed, n_permutations=n_permutations, max_per_class=max_per_class)
-            row.update({f'{v}_acc': r['accuracy'], f'{v}_acc_std': r['accuracy_std'], f'{v}_auc': r['auc'],
-                        f'{v}_p': r['p_value'], f'{v}_p_binom': r['p_binomial'], 'n_per_class': r['n_per_class']})
-            if verbose: print(f"{name:28s} {v:9s} acc {r['accuracy']:.3f} ± {r['accuracy_std']:.3f}  AUC {r['auc']:.3f}  ({time.time() - t0:.0f}s)")
+            r = c2st(
+                feats[v],
+                judge_features(st, v),
+                seed=seed,
+                n_permutations=n_permutations,
+                max_per_class=max_per_class,
+            )
+            row.update(
+                {
+                    f'{v}_acc': r['accuracy'],
+                    f'{v}_acc_std': r['accuracy_std'],
+                    f'{v}_auc': r['auc'],
+                    f'{v}_p': r['p_value'],
+                    f'{v}_p_binom': r['p_binomial'],
+                    'n_per_class': r['n_per_class'],
+                }
+            )
+            if verbose:
+                print(
+                    f"{name:28s} {v:9s} acc {r['accuracy']:.3f} ± {r['accuracy_std']:.3f}  AUC {r['auc']:.3f}  ({time.time() - t0:.0f}s)"
+                )
         rows.append(row)
     return pd.DataFrame(rows).set_index('generator')
 
-def plot_side_by_side(df:pd.DataFrame, variants=VARIANTS, ax=None, title='C2ST accuracy vs held-out real gestures (0.5 = indistinguishable)'):
+
+def plot_side_by_side(
+    df: pd.DataFrame,
+    variants=VARIANTS,
+    ax=None,
+    title='C2ST accuracy vs held-out real gestures (0.5 = indistinguishable)',
+):
     "Bar plot of C2ST accuracy ± std per generator and feature variant."
     ax = ax or plt.subplots(figsize=(1.3 * len(df) + 3, 3.8))[1]
-    x = np.arange(len(df)); w = .8 / len(variants)
+    x = np.arange(len(df))
+    w = 0.8 / len(variants)
     for i, v in enumerate(variants):
-        ax.bar(x + (i - (len(variants) - 1) / 2) * w, df[f'{v}_acc'], w, yerr=df[f'{v}_acc_std'], capsize=3,
-               label={'full': 'full (Δt-aware)', 'geometry': 'geometry-only'}.get(v, v))
-    ax.axhline(.5, color='k', ls='--', lw=.8); ax.set_ylim(.4, 1.02); ax.set_xticks(x)
-    ax.set_xticklabels(df.index, rotation=20, ha='right', fontsize=8); ax.set_ylabel('C2ST accuracy')
-    ax.set_title(title, fontsize=9); ax.legend(fontsize=8, loc='upper left')
+        ax.bar(
+            x + (i - (len(variants) - 1) / 2) * w,
+            df[f'{v}_acc'],
+            w,
+            yerr=df[f'{v}_acc_std'],
+            capsize=3,
+            label={'full': 'full (Δt-aware)', 'geometry': 'geometry-only'}.get(v, v),
+        )
+    ax.axhline(0.5, color='k', ls='--', lw=0.8)
+    ax.set_ylim(0.4, 1.02)
+    ax.set_xticks(x)
+    ax.set_xticklabels(df.index, rotation=20, ha='right', fontsize=8)
+    ax.set_ylabel('C2ST accuracy')
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8, loc='upper left')
     return ax
 
-def eval_record(df:pd.DataFrame, **info) -> dict:
+
+def eval_record(df: pd.DataFrame, **info) -> dict:
     "A JSON-ready record of a side-by-side table (rows, seeds, sample counts) plus `info` (run dir, cache fingerprint, ...)."
     rows = json.loads(df.reset_index().to_json(orient='records'))
-    return {'c2st': rows, 'judge': {'classifier': repr(make_judge()), 'n_splits': 5, 'full_features': FULL_FEATURES,
-                                     'geometry_features': GEOMETRY_FEATURES, 'pixel_grid': True}, **info}
+    return {
+        'c2st': rows,
+        'judge': {
+            'classifier': repr(make_judge()),
+            'n_splits': 5,
+            'full_features': FULL_FEATURES,
+            'geometry_features': GEOMETRY_FEATURES,
+            'pixel_grid': True,
+        },
+        **info,
+    }
 
 # %% ../nbs/06_evaluation.ipynb #a9b23dfc
-def timing_ablations(geom, cond:dict, stats:dict, timing_cache:dict, seed=0) -> dict:
+def timing_ablations(geom, cond: dict, stats: dict, timing_cache: dict, seed=0) -> dict:
     """Our geometry (normalised [B,T,2] + `cond`) with a constant Δt = `stats['dt_median']` and with Δt resampled from a
     real timing cache (a random cached gesture of the same length donates D and w); both via `compose_spatiotemporal_sequence`."""
-    return {'our geometry + const Δt': compose_spatiotemporal_sequence(
-                geom, cond, ConstantTimingSampler(float(stats['dt_median'])), TimingConfig(stats, seed=seed, source='model:const_dt')),
-            'our geometry + cached Δt': compose_spatiotemporal_sequence(
-                geom, cond, CachedTimingSampler(timing_cache, 'resample', seed=seed), TimingConfig(stats, seed=seed, source='model:resampled_dt'))}
+    return {
+        'our geometry + const Δt': compose_spatiotemporal_sequence(
+            geom,
+            cond,
+            ConstantTimingSampler(float(stats['dt_median'])),
+            TimingConfig(stats, seed=seed, source='model:const_dt'),
+        ),
+        'our geometry + cached Δt': compose_spatiotemporal_sequence(
+            geom,
+            cond,
+            CachedTimingSampler(timing_cache, 'resample', seed=seed),
+            TimingConfig(stats, seed=seed, source='model:resampled_dt'),
+        ),
+    }
 
 # %% ../nbs/06_evaluation.ipynb #6545629b
-def plot_overlays(real:SpatioTemporal, fakes:dict, pixel_grid=True, bins=40):
+def plot_overlays(real: SpatioTemporal, fakes: dict, pixel_grid=True, bins=40):
     "Density histograms (of log10 values except straightness) of duration, Δt, speed, |acceleration|, path length, straightness: real vs each fake."
     _require_st(real, 'plot_overlays')
+
     def q(st):
-        k = kinematics(st, pixel_grid); g = geometry_summary(st.dxdy, st.lengths, pixel_grid)
+        k = kinematics(st, pixel_grid)
+        g = geometry_summary(st.dxdy, st.lengths, pixel_grid)
         pos = lambda x: x[x > 0]
-        return {'duration (s)': st.duration, 'Δt (s, > 0)': pos(st.dt[st.mask]), 'speed (px/s)': pos(np.concatenate(k['v'])),
-                '|acceleration| (px/s²)': pos(np.concatenate(k['a'])), 'path length (px)': pos(g['path']),
-                'straightness': g['straightness'][np.isfinite(g['straightness'])]}
+        return {
+            'duration (s)': st.duration,
+            'Δt (s, > 0)': pos(st.dt[st.mask]),
+            'speed (px/s)': pos(np.concatenate(k['v'])),
+            '|acceleration| (px/s²)': pos(np.concatenate(k['a'])),
+            'path length (px)': pos(g['path']),
+            'straightness': g['straightness'][np.isfinite(g['straightness'])],
+        }
+
     data = {'real': q(real), **{n: q(s) for n, s in fakes.items()}}
-    keys = list(data['real']); fig, axs = plt.subplots(2, 3, figsize=(14, 6.5))
+    keys = list(data['real'])
+    fig, axs = plt.subplots(2, 3, figsize=(14, 6.5))
     for ax, k in zip(axs.flat, keys):
         logx = k != 'straightness'
         f = np.log10 if logx else (lambda x: x)
         allv = f(np.concatenate([d[k] for d in data.values()]))
-        edges = np.linspace(np.percentile(allv, .5), np.percentile(allv, 99.5), bins) if logx else np.linspace(0, 1, bins)
+        edges = (
+            np.linspace(np.percentile(allv, 0.5), np.percentile(allv, 99.5), bins)
+            if logx
+            else np.linspace(0, 1, bins)
+        )
         for n, d in data.items():
-            ax.hist(f(d[k]), edges, density=True, histtype='step', lw=2 if n == 'real' else 1.2, color='k' if n == 'real' else None, label=n)
+            ax.hist(
+                f(d[k]),
+                edges,
+                density=True,
+                histtype='step',
+                lw=2 if n == 'real' else 1.2,
+                color='k' if n == 'real' else None,
+                label=n,
+            )
         ax.set_title(f'log10 {k}' if logx else k, fontsize=9)
     axs.flat[0].legend(fontsize=7)
     plt.tight_layout()
     return fig
 
 # %% ../nbs/06_evaluation.ipynb #3aef0ebf
-def timing_diagnostics(real:SpatioTemporal, fakes:dict) -> pd.DataFrame:
+def timing_diagnostics(real: SpatioTemporal, fakes: dict) -> pd.DataFrame:
     "Duration quantiles, Δt median, |vel| p95 and mean profile first/mid/last of real vs each fake (one column each)."
+
     def one(st):
         _require_st(st, 'timing_diagnostics')
-        D = st.duration.astype(np.float64); w = st.dt / np.maximum(D, 1e-12)[:, None]; mp = w.mean(0)
+        D = st.duration.astype(np.float64)
+        w = st.dt / np.maximum(D, 1e-12)[:, None]
+        mp = w.mean(0)
         g = timing_guard_stats(st)
-        return {'n': len(st), 'D_p10': np.percentile(D, 10), 'D_p50': np.percentile(D, 50), 'D_p90': np.percentile(D, 90),
-                'log_D_mean': np.log(D).mean(), 'log_D_std': np.log(D).std(), 'dt_median': g['dt_median'], 'vel_p95': g['vel_p95'],
-                'profile_first': mp[0], 'profile_mid': mp[st.T // 2], 'profile_last': mp[-1]}
+        return {
+            'n': len(st),
+            'D_p10': np.percentile(D, 10),
+            'D_p50': np.percentile(D, 50),
+            'D_p90': np.percentile(D, 90),
+            'log_D_mean': np.log(D).mean(),
+            'log_D_std': np.log(D).std(),
+            'dt_median': g['dt_median'],
+            'vel_p95': g['vel_p95'],
+            'profile_first': mp[0],
+            'profile_mid': mp[st.T // 2],
+            'profile_last': mp[-1],
+        }
+
     return pd.DataFrame({'real': one(real), **{n: one(s) for n, s in fakes.items()}})

@@ -4,9 +4,10 @@
 
 # %% ../nbs/06a_pipeline.ipynb #3d8db0b3
 from __future__ import annotations
-import os, sys, json, time, logging
+import os, sys, json, time, inspect, logging
 from json import dumps
 from dataclasses import asdict, fields
+from functools import wraps
 from pathlib import Path
 
 import numpy as np
@@ -17,20 +18,21 @@ from omegaconf import OmegaConf, open_dict
 from hydra import initialize_config_dir, initialize_config_module, compose
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException
-from fastcore.script import call_parse, Param
+from fastcore.script import anno_parser, Param
 
 from .base import CheckpointError
 from .cache import (build_cache, cache_summary, load_timing_cache, load_manifest,
                                    DataFormatError, StaleCacheError)
 from .dataset import GestureDataset
-from .timing_train import (train_timing, load_timing_model, compare_timing, acceptance,
-                                          plot_compare)
+from .timing_train import (CKPT_NAME, train_timing, load_timing_model,
+                                          load_timing_checkpoint, model_from_checkpoint,
+                                          compare_timing, format_compare, acceptance, plot_compare)
 from .diffusion import (GeometrySpec, GeometryDiffusion, GeometrySample, TrainConfig,
                                        TrainResult, train_diffusion, load_diffusion, evaluate_geometry,
                                        empirical_conditions, geometry_dataset, setup_distributed,
-                                       broadcast, barrier)
+                                       broadcast, barrier, DistInfo)
 from .assembly import (compose_spatiotemporal_sequence, TimingConfig, from_timing_cache,
-                                      save_npz, load_npz, to_balabit_csv)
+                                      save_npz, load_npz, to_balabit_csv, export_real)
 from .evaluation import (side_by_side, plot_side_by_side, eval_record, classical_baselines,
                                         timing_ablations, check_timing_guard, plot_overlays,
                                         compare_statistics, timing_guard_stats, timing_diagnostics,
@@ -39,7 +41,8 @@ from .evaluation import (side_by_side, plot_side_by_side, eval_record, classical
 # %% auto #0
 __all__ = ['CONF_MODULE', 'load_config', 'run_config', 'need', 'plain', 'timing_options', 'train_config', 'geometry_spec',
            'train_geometry', 'attach_timing', 'generate', 'run_paths', 'load_run', 'evaluate_run', 'run_pipeline',
-           'plot_paths', 'write_report', 'job_config', 'ft_run', 'ft_train_diffusion', 'sample_run', 'ft_sample',
+           'plot_paths', 'write_report', 'job_config', 'ft_run', 'ft_train_diffusion', 'tool', 'ft_build_cache',
+           'train_timing_heads', 'ft_train_timing', 'ft_compare_timing', 'ft_export_real', 'sample_run', 'ft_sample',
            'ft_eval', 'ft_x0_diagnostics', 'timing_summary', 'run_short', 'ft_run_short']
 
 # %% ../nbs/06a_pipeline.ipynb #d974caf5
@@ -310,7 +313,7 @@ def job_config(prog:str, doc:str, argv, default_config:str):
         if i + 1 >= len(argv): raise SystemExit(f"{prog}: error: --config-name needs a name")
         name, argv = argv[i + 1], argv[:i] + argv[i + 2:]
     if any(a in ('-h', '--help') for a in argv):
-        print(f"{prog} [--config-name NAME] [key=value ...]\n\n{doc}\n")
+        print(f"{prog} [--config-name NAME] [key=value ...]\n\n{inspect.cleandoc(doc)}\n")
         print(OmegaConf.to_yaml(load_config(name)))
         return None
     bad = [a for a in argv if '=' not in a]
@@ -339,6 +342,118 @@ def ft_train_diffusion(argv=None):
         raise SystemExit(f"ft_train_diffusion: error: {e}")
     if res: print(json.dumps(asdict(res), indent=2, default=float))
 
+# %% ../nbs/06a_pipeline.ipynb #71f6fc65
+def tool(func):
+    "A console script of `func`: run with its arguments, or, called bare, with `sys.argv`'s flags."
+    @wraps(func)
+    def _f(*args, **kwargs):
+        if args or kwargs: return func(*args, **kwargs)
+        flags = vars(anno_parser(func).parse_args())
+        for k in ('pdb', 'xtra'): flags.pop(k, None)     # call_parse's hidden debugging flags
+        return func(**flags)
+    return _f
+
+# %% ../nbs/06a_pipeline.ipynb #ec44c912
+@tool
+def ft_build_cache(
+    dataset:Param("the data", str, choices=['synthetic', 'balabit', 'csv'])='synthetic',
+    data_dir:Param("raw session files (balabit: defaults to $FT_BALABIT_DIR)", str)=None,
+    out:Param("output root; the cache goes to OUT/datasets/<id>", str)='data/cache',
+    T:Param("fixed gesture length in steps", int)=64,
+    seed:Param("seed of the splits and of the synthetic generator", int)=0,
+    pause:Param("gap (s) that ends a gesture", float)=0.5,
+    time_col:Param("time column (csv)", str)='client timestamp',
+    time_unit:Param("unit of the time column (csv)", str, choices=['s', 'ms'])='s',
+    long_policy:Param("gestures longer than T", str, choices=['drop', 'split'])='drop',
+    strict:Param("raise on the first bad row instead of skipping it", bool)=False,
+    rebuild:Param("replace a cache built from other data or config", bool)=False):
+    """Build the timing cache of a dataset; its JSON summary is the last line printed.
+    Example: `ft_build_cache --dataset balabit --data_dir PATH --out data/cache`."""
+    if dataset == 'balabit': data_dir = data_dir or os.environ.get('FT_BALABIT_DIR')
+    kw = dict(pause=pause, long_policy=long_policy, on_bad='raise' if strict else 'skip')
+    if dataset == 'csv': kw.update(time_col=time_col, time_unit=time_unit)
+    t0 = time.time()
+    try: cdir = build_cache(dataset, data_dir=data_dir, out=out, T=T, seed=seed, rebuild=rebuild,
+                            **kw)
+    except (DataFormatError, StaleCacheError, FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"ft_build_cache: error: {e}")
+    summ = cache_summary(cdir, time.time() - t0)
+    skipped = sum(summ['skipped'].values())
+    details = cdir / 'manifest.json'
+    if skipped: print(f"skipped {skipped} rows/gestures: {summ['skipped']} (details in {details})")
+    print(dumps(summ))
+
+# %% ../nbs/06a_pipeline.ipynb #3caa1127
+def train_timing_heads(cfg) -> dict:
+    "Train the timing heads of config `cfg` on its cache; the trainer's JSON-able summary."
+    if need(cfg, 'run.threads'): torch.set_num_threads(int(cfg.run.threads))
+    cache_dir = need(cfg, 'timing.cache_path') or _resolve_cache(cfg, DistInfo())
+    return train_timing(cache_dir, need(cfg, 'timing.out'), epochs=int(need(cfg, 'timing.epochs')),
+                        seed=int(need(cfg, 'training.seed')),
+                        resume=bool(need(cfg, 'timing.resume')),
+                        overwrite=bool(need(cfg, 'timing.overwrite')),
+                        quiet=not need(cfg, 'run.progress'), **timing_options(cfg))
+
+def ft_train_timing(argv=None):
+    """Train the timing heads (duration + profile) on a cache; the JSON summary is the last line.
+    Example: `ft_train_timing data.cache_dir=data/cache/datasets/synthetic-T64 timing.out=DIR`."""
+    cfg = job_config('ft_train_timing', ft_train_timing.__doc__, argv, 'exp_factored_timing')
+    if cfg is None: return
+    try: summary = train_timing_heads(cfg)
+    except FileExistsError:
+        ckpt = Path(cfg.timing.out) / CKPT_NAME
+        raise SystemExit(f"ft_train_timing: error: {ckpt} exists: timing.resume=true continues it, "
+                         "timing.overwrite=true starts afresh, or choose another timing.out")
+    except (DataFormatError, StaleCacheError, FileNotFoundError, CheckpointError, ValueError) as e:
+        raise SystemExit(f"ft_train_timing: error: {e}")
+    print(dumps(summary))
+
+# %% ../nbs/06a_pipeline.ipynb #b4eab4f3
+@tool
+def ft_compare_timing(
+    checkpoint:Param("<out>/timing.pt of ft_train_timing", str, required=True)=None,
+    cache:Param("a <split>_timing.pt file, or a cache directory", str, required=True)=None,
+    split:Param("split when --cache is a directory", str)='val',
+    samples:Param("gestures to condition on (<= 0: the whole split)", int)=2048,
+    seed:Param("seed of the subset and of the draws", int)=0,
+    quantize:Param("snap sampled times to the cache's clock tick", bool)=False,
+    deterministic:Param("median D and mean profile instead of draws", bool)=False,
+    json:Param("print only the JSON result", bool)=False,
+    plot:Param("save the comparison plot to this file", str)=None,
+    force:Param("compare even if the checkpoint was trained on another cache", bool)=False,
+    threads:Param("CPU threads for torch (<= 0: torch's default)", int)=1):
+    """Compare the timing sampler with a real split: D quantiles, KS on D, Δt median, profile
+    first/mid/last; the JSON result is the last line printed.
+    Example: `ft_compare_timing --checkpoint runs/timing/timing.pt --cache DIR --samples 0`."""
+    if threads > 0: torch.set_num_threads(threads)
+    try:
+        data = load_timing_cache(cache, split)
+        fingerprint = None if force else data['fingerprint']
+        ck = load_timing_checkpoint(checkpoint, fingerprint=fingerprint, T=data['mask'].shape[1])
+    except (FileNotFoundError, StaleCacheError, CheckpointError) as e:
+        raise SystemExit(f"ft_compare_timing: error: {e}")
+    model = model_from_checkpoint(ck).to('cuda' if torch.cuda.is_available() else 'cpu')
+    res = compare_timing(model, data, samples=samples, seed=seed, quantize=quantize,
+                         deterministic=deterministic)
+    if plot: plot_compare(res, plot)
+    res.pop('_arrays')
+    res.update(checkpoint=str(checkpoint), cache=str(cache), epoch=int(ck['epoch']))
+    if not json: print(format_compare(res))
+    print(dumps(res))
+
+# %% ../nbs/06a_pipeline.ipynb #301c6e15
+@tool
+def ft_export_real(
+    cache:Param("a <split>_timing.pt file, or a cache directory", str, required=True)=None,
+    out:Param("output .npz in the exchange format", str, required=True)=None,
+    split:Param("split when --cache is a directory", str)='test',
+    csv:Param("also write a Balabit-layout raw-log CSV here", str)=None):
+    """Write the real gestures of one cache split in the exchange format (and optionally as a
+    raw-log CSV). Example: `ft_export_real --cache DIR/test_timing.pt --out real.npz`."""
+    try: export_real(cache, out, split, csv)
+    except (FileNotFoundError, StaleCacheError, RuntimeError, ValueError) as e:
+        raise SystemExit(f"ft_export_real: error: {e}")
+
 # %% ../nbs/06a_pipeline.ipynb #61971a6c
 def sample_run(run_dir, n, out, seed=0, csv=None, steps=None):
     "N gestures from a finished run, with targets drawn from the train split (seeded); saved as `out` (.npz)."
@@ -352,7 +467,7 @@ def sample_run(run_dir, n, out, seed=0, csv=None, steps=None):
     return st
 
 # %% ../nbs/06a_pipeline.ipynb #9471a7c2
-@call_parse
+@tool
 def ft_sample(run:Param("a finished ft_run directory", str, required=True)=None,
               out:Param("output .npz (exchange format)", str, required=True)=None,
               n:Param("number of gestures", int)=1000,
@@ -365,7 +480,7 @@ def ft_sample(run:Param("a finished ft_run directory", str, required=True)=None,
     print(json.dumps({'out': out, 'n': len(st), 'T': st.T, 'median_duration_s': float(np.median(st.duration))}))
 
 # %% ../nbs/06a_pipeline.ipynb #c64c82fd
-@call_parse
+@tool
 def ft_eval(run:Param("a finished ft_run directory", str, required=True)=None,
             json:Param("print the table as JSON", bool)=False):
     "Recompute the side-by-side C2ST table of a finished run. Example: `ft_eval --run runs/synthetic-seed0`."
@@ -375,7 +490,7 @@ def ft_eval(run:Param("a finished ft_run directory", str, required=True)=None,
     print(dumps(ev['c2st']) if json else df.round(3).to_string())
 
 # %% ../nbs/06a_pipeline.ipynb #a716efe9
-@call_parse
+@tool
 def ft_x0_diagnostics(run:Param("a finished ft_run directory", str, required=True)=None,
                       json:Param("print the table as JSON", bool)=False):
     "Duration/profile statistics of a run's generated vs real test gestures. Example: `ft_x0_diagnostics --run DIR`."

@@ -16,319 +16,480 @@ __all__ = ['PROFILE_PARAMS', 'ZERO_MODES', 'exists', 'default', 'masked_dirichle
            'ProfileHead', 'step_geometry_features', 'StepGeometry', 'TimingModel']
 
 # %% ../nbs/02_timing_heads.ipynb #ac60bfb4
-def exists(x): return x is not None
-def default(v, d): return v if exists(v) else d
+def exists(x):
+    return x is not None
+
+
+def default(v, d):
+    return v if exists(v) else d
 
 # %% ../nbs/02_timing_heads.ipynb #650d492d
 PROFILE_PARAMS = ('direct', 'template', 'cumulative')
 
 # %% ../nbs/02_timing_heads.ipynb #b0620191
-def masked_dirichlet_log_prob(alpha:torch.Tensor, # [B,T] concentrations, > 0
-                              w:torch.Tensor,     # [B,T] target shares, > 0 on valid steps
-                              mask:torch.Tensor,  # [B,T] bool, True on valid steps
-                             ) -> torch.Tensor:   # [B] log-density over each row's valid steps
+def masked_dirichlet_log_prob(
+    alpha: torch.Tensor,  # [B,T] concentrations, > 0
+    w: torch.Tensor,  # [B,T] target shares, > 0 on valid steps
+    mask: torch.Tensor,  # [B,T] bool, True on valid steps
+) -> torch.Tensor:  # [B] log-density over each row's valid steps
     "log Dir(w | α) over the valid steps of each row: lgamma(Σα) − Σ lgamma(α) + Σ (α−1) log w."
     mask = mask.bool()
     zero = torch.zeros((), dtype=alpha.dtype, device=alpha.device)
     alpha_v = torch.where(mask, alpha, zero)
     log_w = torch.where(mask, w, torch.ones_like(w)).log()
-    lgamma_a = torch.where(mask, torch.lgamma(torch.where(mask, alpha, torch.ones_like(alpha))), zero)
-    return torch.lgamma(alpha_v.sum(-1)) - lgamma_a.sum(-1) + ((alpha_v - 1.) * log_w * mask).sum(-1)
+    lgamma_a = torch.where(
+        mask, torch.lgamma(torch.where(mask, alpha, torch.ones_like(alpha))), zero
+    )
+    return (
+        torch.lgamma(alpha_v.sum(-1)) - lgamma_a.sum(-1) + ((alpha_v - 1.0) * log_w * mask).sum(-1)
+    )
 
 # %% ../nbs/02_timing_heads.ipynb #b47309c1
-def sample_masked_dirichlet(alpha:torch.Tensor, # [B,T] concentrations, > 0 on valid steps
-                            mask:torch.Tensor,  # [B,T] bool
-                           ) -> torch.Tensor:   # [B,T] shares: sum 1 over valid steps, 0 on padding
+def sample_masked_dirichlet(
+    alpha: torch.Tensor,  # [B,T] concentrations, > 0 on valid steps
+    mask: torch.Tensor,  # [B,T] bool
+) -> torch.Tensor:  # [B,T] shares: sum 1 over valid steps, 0 on padding
     "Draw w ~ Dir(α) over each row's valid steps via log Γ(α+1) + log U / α, then a masked softmax."
     mask = mask.bool()
     a = torch.where(mask, alpha, torch.ones_like(alpha)).double()
-    log_g = Gamma(a + 1., torch.ones_like(a)).sample().log() + torch.rand_like(a).clamp_min(1e-300).log() / a
+    log_g = (
+        Gamma(a + 1.0, torch.ones_like(a)).sample().log()
+        + torch.rand_like(a).clamp_min(1e-300).log() / a
+    )
     log_g = log_g.masked_fill(~mask, -math.inf)
-    w = torch.softmax(log_g, dim=-1).nan_to_num(0.)  # a row without valid steps stays all-zero
-    return w.masked_fill(~mask, 0.).to(alpha.dtype)
+    w = torch.softmax(log_g, dim=-1).nan_to_num(0.0)  # a row without valid steps stays all-zero
+    return w.masked_fill(~mask, 0.0).to(alpha.dtype)
 
 # %% ../nbs/02_timing_heads.ipynb #32313770
-def lognormal_nll(mu:torch.Tensor, log_sigma:torch.Tensor, duration:torch.Tensor) -> torch.Tensor:
+def lognormal_nll(
+    mu: torch.Tensor, log_sigma: torch.Tensor, duration: torch.Tensor
+) -> torch.Tensor:
     "−log LogNormal(D | μ, σ=exp(log σ)), per row; D must be > 0."
-    if not (duration > 0).all(): raise ValueError('lognormal_nll: durations must be > 0')
+    if not (duration > 0).all():
+        raise ValueError('lognormal_nll: durations must be > 0')
     return -LogNormal(mu, log_sigma.exp(), validate_args=False).log_prob(duration)
 
 # %% ../nbs/02_timing_heads.ipynb #a1019cf9
-def unfloor_profile(w_tilde:torch.Tensor, # [B,T] floored shares (sum 1 on valid steps)
-                    duration:torch.Tensor, # [B] seconds
-                    mask:torch.Tensor,     # [B,T] bool
-                    floor:float=0.,        # δ of the cache (`stats['floor']`), seconds
-                   ) -> torch.Tensor:      # [B,T] exact shares w (zeros allowed, sum 1 on valid steps)
+def unfloor_profile(
+    w_tilde: torch.Tensor,  # [B,T] floored shares (sum 1 on valid steps)
+    duration: torch.Tensor,  # [B] seconds
+    mask: torch.Tensor,  # [B,T] bool
+    floor: float = 0.0,  # δ of the cache (`stats['floor']`), seconds
+) -> torch.Tensor:  # [B,T] exact shares w (zeros allowed, sum 1 on valid steps)
     "Invert w̃ = (Δt+δ)/(D+Lδ): Δt = relu(w̃(D+Lδ) − δ), renormalised to sum to D."
-    if floor <= 0: return w_tilde * mask
+    if floor <= 0:
+        return w_tilde * mask
     L = mask.sum(-1, keepdim=True).to(w_tilde.dtype)
-    dt = (w_tilde * (duration[:, None] + L * floor) - floor).clamp_min(0.) * mask
+    dt = (w_tilde * (duration[:, None] + L * floor) - floor).clamp_min(0.0) * mask
     total = dt.sum(-1, keepdim=True)
     # Σ relu(·) ≥ D > 0 whenever D > 0; a degenerate row falls back to the floored shares
     return torch.where(total > 0, dt / total.clamp_min(1e-30), w_tilde * mask)
 
 # %% ../nbs/02_timing_heads.ipynb #f83eedf6
-def quantize_to_ticks(duration:torch.Tensor, # [B] seconds
-                      w:torch.Tensor,        # [B,T] shares (sum 1 on valid steps)
-                      mask:torch.Tensor,     # [B,T] bool
-                      tick:float=0.,         # clock tick in seconds; 0 = no quantisation
-                     ) -> tuple[torch.Tensor, torch.Tensor]: # quantised (D [B], w [B,T])
+def quantize_to_ticks(
+    duration: torch.Tensor,  # [B] seconds
+    w: torch.Tensor,  # [B,T] shares (sum 1 on valid steps)
+    mask: torch.Tensor,  # [B,T] bool
+    tick: float = 0.0,  # clock tick in seconds; 0 = no quantisation
+) -> tuple[torch.Tensor, torch.Tensor]:  # quantised (D [B], w [B,T])
     "Snap cumulative times D·cumsum(w) to multiples of `tick`; returns the quantised D and shares."
-    if not tick or tick <= 0: return duration, w * mask
+    if not tick or tick <= 0:
+        return duration, w * mask
     cum = (duration[:, None] * (w * mask)).cumsum(-1)
     snapped = torch.round(cum / tick) * tick
-    snapped = torch.maximum(snapped, torch.full_like(snapped, tick) * (cum >= cum[:, -1:]))  # total ≥ one tick
-    dt = torch.diff(snapped, dim=-1, prepend=torch.zeros_like(snapped[:, :1])).clamp_min(0.) * mask
+    snapped = torch.maximum(
+        snapped, torch.full_like(snapped, tick) * (cum >= cum[:, -1:])
+    )  # total ≥ one tick
+    dt = torch.diff(snapped, dim=-1, prepend=torch.zeros_like(snapped[:, :1])).clamp_min(0.0) * mask
     D = dt.sum(-1)
     return D, dt / D[:, None]
 
 # %% ../nbs/02_timing_heads.ipynb #373c3666
 class Conditioner(nn.Module):
     "2-layer MLP on standardised geometry features ⊕ a user embedding → hidden vector h."
-    def __init__(self, n_features:int, n_users:int, hidden:int=128, user_dim:int=16,
-                 use_features:bool=True, use_user:bool=True):
+
+    def __init__(
+        self,
+        n_features: int,
+        n_users: int,
+        hidden: int = 128,
+        user_dim: int = 16,
+        use_features: bool = True,
+        use_user: bool = True,
+    ):
         super().__init__()
         self.use_features, self.use_user = use_features, use_user
         self.user_emb = nn.Embedding(max(n_users, 1), user_dim) if use_user else None
         d_in = (n_features if use_features else 0) + (user_dim if use_user else 0)
         self.d_in = max(d_in, 1)  # with nothing to condition on, the MLP reads a constant
-        self.net = nn.Sequential(nn.Linear(self.d_in, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU())
+        self.net = nn.Sequential(
+            nn.Linear(self.d_in, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU()
+        )
 
-    def forward(self, features:torch.Tensor, user:torch.Tensor) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, user: torch.Tensor) -> torch.Tensor:
         parts = []
-        if self.use_features: parts.append(features)
-        if self.use_user: parts.append(self.user_emb(user))
+        if self.use_features:
+            parts.append(features)
+        if self.use_user:
+            parts.append(self.user_emb(user))
         x = torch.cat(parts, -1) if parts else features.new_ones(features.shape[0], 1)
         return self.net(x)
 
 # %% ../nbs/02_timing_heads.ipynb #3daa893d
 class DurationHead(nn.Module):
     "h → (μ_D, log σ_D) of a log-normal total duration; initialised at the cache's marginal μ_D, σ_D."
-    def __init__(self, hidden:int, mu_D:float=0., sigma_D:float=1.):
+
+    def __init__(self, hidden: int, mu_D: float = 0.0, sigma_D: float = 1.0):
         super().__init__()
         self.proj = nn.Linear(hidden, 2)
         nn.init.zeros_(self.proj.weight)
-        with torch.no_grad(): self.proj.bias.copy_(torch.tensor([mu_D, math.log(max(sigma_D, 1e-6))]))
+        with torch.no_grad():
+            self.proj.bias.copy_(torch.tensor([mu_D, math.log(max(sigma_D, 1e-6))]))
 
-    def forward(self, h:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, log_sigma = self.proj(h).unbind(-1)
         return mu, log_sigma
 
 # %% ../nbs/02_timing_heads.ipynb #cb183cda
-def inverse_softplus(y:float) -> float:
+def inverse_softplus(y: float) -> float:
     "x such that softplus(x) = y (y > 0)."
     return y + math.log(-math.expm1(-y))
 
+
 class ProfileHead(nn.Module):
     "h → Dirichlet concentrations α [B,T] = softplus(·) + ε, parameterised by `param` (see PROFILE_PARAMS)."
-    def __init__(self, hidden:int, T:int, param:str='direct', rank:int=16, eps:float=1e-3,
-                 end_steps:int=4): # extra logits for the last `end_steps` valid steps (0: none)
+
+    def __init__(
+        self,
+        hidden: int,
+        T: int,
+        param: str = 'direct',
+        rank: int = 16,
+        eps: float = 1e-3,
+        end_steps: int = 4,
+    ):  # extra logits for the last `end_steps` valid steps (0: none)
         super().__init__()
-        if param not in PROFILE_PARAMS: raise ValueError(f'profile_param must be one of {PROFILE_PARAMS}, got {param!r}')
+        if param not in PROFILE_PARAMS:
+            raise ValueError(f'profile_param must be one of {PROFILE_PARAMS}, got {param!r}')
         self.T, self.param, self.rank, self.eps, self.end_steps = T, param, rank, eps, end_steps
         n_out = {'direct': T, 'template': rank, 'cumulative': T}[param]
         self.proj = nn.Linear(hidden, n_out)
         with torch.no_grad():
             self.proj.weight.mul_(0.1)
             self.proj.bias.zero_()
-            if param == 'cumulative': self.proj.bias[0] = inverse_softplus(1. - eps)
-            else: self.proj.bias.fill_(inverse_softplus(1. - eps))
+            if param == 'cumulative':
+                self.proj.bias[0] = inverse_softplus(1.0 - eps)
+            else:
+                self.proj.bias.fill_(inverse_softplus(1.0 - eps))
         self.end_proj = nn.Linear(hidden, end_steps) if end_steps > 0 else None
-        if exists(self.end_proj): nn.init.zeros_(self.end_proj.weight); nn.init.zeros_(self.end_proj.bias)
+        if exists(self.end_proj):
+            nn.init.zeros_(self.end_proj.weight)
+            nn.init.zeros_(self.end_proj.bias)
 
-    def start_logits(self, h:torch.Tensor) -> torch.Tensor:
+    def start_logits(self, h: torch.Tensor) -> torch.Tensor:
         "Pre-softplus logits on the T-step grid, aligned at the gesture's first step."
         z = self.proj(h)
         if self.param == 'template':  # K knots → T steps, linear interpolation
-            return F.interpolate(z[:, None, :], size=self.T, mode='linear', align_corners=True)[:, 0]
+            return F.interpolate(z[:, None, :], size=self.T, mode='linear', align_corners=True)[
+                :, 0
+            ]
         if self.param == 'cumulative':  # a + Σ_{1≤s≤t} Δ_s, with z[:,0] = a and z[:,1:] = Δ
             return z.cumsum(-1)
         return z
 
-    def end_logits(self, h:torch.Tensor, lengths:torch.Tensor) -> torch.Tensor:
+    def end_logits(self, h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         "Logits added at the last `end_steps` valid steps: b_k at step t = L−1−k (k = steps before the end)."
-        k = lengths[:, None] - 1 - torch.arange(self.T, device=h.device)[None]   # [B,T]
+        k = lengths[:, None] - 1 - torch.arange(self.T, device=h.device)[None]  # [B,T]
         inside = (k >= 0) & (k < self.end_steps)
-        return torch.where(inside, self.end_proj(h).gather(1, k.clamp(0, self.end_steps - 1)), torch.zeros((), device=h.device))
+        return torch.where(
+            inside,
+            self.end_proj(h).gather(1, k.clamp(0, self.end_steps - 1)),
+            torch.zeros((), device=h.device),
+        )
 
-    def forward(self, h:torch.Tensor, lengths:torch.Tensor|None=None) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         z = self.start_logits(h)
-        if exists(self.end_proj) and exists(lengths): z = z + self.end_logits(h, lengths)
+        if exists(self.end_proj) and exists(lengths):
+            z = z + self.end_logits(h, lengths)
         return F.softplus(z) + self.eps
 
 # %% ../nbs/02_timing_heads.ipynb #4bf2aa26
-def step_geometry_features(dxdy:torch.Tensor, mask:torch.Tensor) -> torch.Tensor:
+def step_geometry_features(dxdy: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     "Per-step inputs [B,T,2]: log(1+|Δp_t|)/3 and its deviation from the gesture's mean (0 on padding)."
     m = mask.bool()
-    s = torch.log1p(torch.as_tensor(dxdy, dtype=torch.float32).norm(dim=-1)) / 3. * m
+    s = torch.log1p(torch.as_tensor(dxdy, dtype=torch.float32).norm(dim=-1)) / 3.0 * m
     mean = s.sum(-1, keepdim=True) / m.sum(-1, keepdim=True).clamp_min(1)
     return torch.stack([s, (s - mean) * m], -1)
 
+
 class StepGeometry(nn.Module):
     "Per-step logits (for α and for the repeat probability) from step geometry, modulated by the gesture's h."
-    def __init__(self, hidden:int, dim:int=32, n_in:int=2):
+
+    def __init__(self, hidden: int, dim: int = 32, n_in: int = 2):
         super().__init__()
         self.step_in, self.ctx_in = nn.Linear(n_in, dim), nn.Linear(hidden, dim)
         self.out = nn.Sequential(nn.SiLU(), nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, 2))
-        nn.init.zeros_(self.out[-1].weight); nn.init.zeros_(self.out[-1].bias)  # starts as a no-op
+        nn.init.zeros_(self.out[-1].weight)
+        nn.init.zeros_(self.out[-1].bias)  # starts as a no-op
 
-    def forward(self, h:torch.Tensor, steps:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, h: torch.Tensor, steps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = self.out(self.step_in(steps) + self.ctx_in(h)[:, None, :])
         return z[..., 0], z[..., 1]
 
 # %% ../nbs/02_timing_heads.ipynb #d49df09e
 ZERO_MODES = ('floor', 'inflate')
 
+
 class TimingModel(nn.Module):
     "Conditioner → (duration head: μ_D, log σ_D) and (profile head: Dirichlet α over the valid steps)."
-    def __init__(self, n_features:int=16, n_users:int=1, T:int=64,
-                 hidden:int=128, user_dim:int=16,      # conditioner width, user-embedding size
-                 profile_param:str='direct',           # one of PROFILE_PARAMS
-                 rank:int=16,                           # K knots of the `template` profile
-                 eps:float=1e-3,                        # α = softplus(·) + eps
-                 end_steps:int=4,                       # end-aligned logits for the last steps
-                 zeros:str='inflate',                   # repeated timestamps: 'inflate' or 'floor' (w̃ target)
-                 step_geometry:bool=False,              # per-step logits from the step lengths (needs `dxdy`)
-                 condition_on_duration:bool=True,       # profile head reads log D: p(w | D, c) instead of p(w | c)
-                 use_features:bool=True, use_user:bool=True,
-                 mu_D:float=0., sigma_D:float=1.):      # initial duration (the cache's marginal)
+
+    def __init__(
+        self,
+        n_features: int = 16,
+        n_users: int = 1,
+        T: int = 64,
+        hidden: int = 128,
+        user_dim: int = 16,  # conditioner width, user-embedding size
+        profile_param: str = 'direct',  # one of PROFILE_PARAMS
+        rank: int = 16,  # K knots of the `template` profile
+        eps: float = 1e-3,  # α = softplus(·) + eps
+        end_steps: int = 4,  # end-aligned logits for the last steps
+        zeros: str = 'inflate',  # repeated timestamps: 'inflate' or 'floor' (w̃ target)
+        step_geometry: bool = False,  # per-step logits from the step lengths (needs `dxdy`)
+        condition_on_duration: bool = True,  # profile head reads log D: p(w | D, c) instead of p(w | c)
+        use_features: bool = True,
+        use_user: bool = True,
+        mu_D: float = 0.0,
+        sigma_D: float = 1.0,
+    ):  # initial duration (the cache's marginal)
         super().__init__()
-        if zeros not in ZERO_MODES: raise ValueError(f'zeros must be one of {ZERO_MODES}, got {zeros!r}')
-        self.config = dict(n_features=n_features, n_users=n_users, T=T, hidden=hidden, user_dim=user_dim,
-                           profile_param=profile_param, rank=rank, eps=eps, end_steps=end_steps, zeros=zeros,
-                           step_geometry=step_geometry, condition_on_duration=condition_on_duration, use_features=use_features, use_user=use_user, mu_D=float(mu_D), sigma_D=float(sigma_D))
+        if zeros not in ZERO_MODES:
+            raise ValueError(f'zeros must be one of {ZERO_MODES}, got {zeros!r}')
+        self.config = dict(
+            n_features=n_features,
+            n_users=n_users,
+            T=T,
+            hidden=hidden,
+            user_dim=user_dim,
+            profile_param=profile_param,
+            rank=rank,
+            eps=eps,
+            end_steps=end_steps,
+            zeros=zeros,
+            step_geometry=step_geometry,
+            condition_on_duration=condition_on_duration,
+            use_features=use_features,
+            use_user=use_user,
+            mu_D=float(mu_D),
+            sigma_D=float(sigma_D),
+        )
         self.T, self.zeros = T, zeros
-        self.conditioner = Conditioner(n_features, n_users, hidden, user_dim, use_features, use_user)
+        self.conditioner = Conditioner(
+            n_features, n_users, hidden, user_dim, use_features, use_user
+        )
         self.duration = DurationHead(hidden, mu_D, sigma_D)
         self.profile = ProfileHead(hidden, T, profile_param, rank, eps, end_steps)
-        self.zero_head = nn.Linear(hidden, T) if zeros == 'inflate' else None  # per-step logit of a repeated timestamp
+        self.zero_head = (
+            nn.Linear(hidden, T) if zeros == 'inflate' else None
+        )  # per-step logit of a repeated timestamp
         self.step_geometry = StepGeometry(hidden) if step_geometry else None
         # h_w = SiLU(W [h; log D; ε]): the profile side's view of the gesture, given its duration
-        self.profile_in = nn.Sequential(nn.Linear(hidden + 2, hidden), nn.SiLU()) if condition_on_duration else None
+        self.profile_in = (
+            nn.Sequential(nn.Linear(hidden + 2, hidden), nn.SiLU())
+            if condition_on_duration
+            else None
+        )
         if exists(self.zero_head):
-            nn.init.zeros_(self.zero_head.weight); nn.init.constant_(self.zero_head.bias, math.log(0.05 / 0.95))
+            nn.init.zeros_(self.zero_head.weight)
+            nn.init.constant_(self.zero_head.bias, math.log(0.05 / 0.95))
         self.register_buffer('feature_mean', torch.zeros(n_features))
         self.register_buffer('feature_std', torch.ones(n_features))
-        self.register_buffer('user_prior', torch.full((max(n_users, 1),), 1. / max(n_users, 1)))
-        self.register_buffer('tick', torch.tensor(0.))
-        self.register_buffer('floor', torch.tensor(0.))
+        self.register_buffer('user_prior', torch.full((max(n_users, 1),), 1.0 / max(n_users, 1)))
+        self.register_buffer('tick', torch.tensor(0.0))
+        self.register_buffer('floor', torch.tensor(0.0))
 
     @classmethod
-    def from_stats(cls, stats:dict, **config):
+    def from_stats(cls, stats: dict, **config):
         "A model sized and initialised from a cache's `stats` (n_features, n_users, T, μ_D, σ_D, buffers)."
         n_features = len(stats['feature_mean'])
-        cfg = dict(n_features=n_features, n_users=int(stats['n_users']), T=int(stats['T']),
-                   mu_D=float(stats['mu_D']), sigma_D=float(stats['sigma_D']))
+        cfg = dict(
+            n_features=n_features,
+            n_users=int(stats['n_users']),
+            T=int(stats['T']),
+            mu_D=float(stats['mu_D']),
+            sigma_D=float(stats['sigma_D']),
+        )
         model = cls(**{**cfg, **config})
         model.set_stats(stats)
         return model
 
-    def set_stats(self, stats:dict):
+    def set_stats(self, stats: dict):
         "Copy the cache statistics the model needs at sampling time into its buffers."
         with torch.no_grad():
             self.feature_mean.copy_(torch.as_tensor(stats['feature_mean']))
             self.feature_std.copy_(torch.as_tensor(stats['feature_std']))
             self.user_prior.copy_(torch.as_tensor(stats['user_prior']))
-            self.tick.fill_(float(stats.get('tick', 0.)))
-            self.floor.fill_(float(stats.get('floor', 0.)))
+            self.tick.fill_(float(stats.get('tick', 0.0)))
+            self.floor.fill_(float(stats.get('floor', 0.0)))
         return self
 
-    def sample_users(self, n:int) -> torch.Tensor:
+    def sample_users(self, n: int) -> torch.Tensor:
         "n users drawn from the training distribution (`stats['user_prior']`)."
         return torch.multinomial(self.user_prior, n, replacement=True)
 
-    def condition(self, dxdy:torch.Tensor, mask:torch.Tensor, user:torch.Tensor|None=None) -> dict:
+    def condition(
+        self, dxdy: torch.Tensor, mask: torch.Tensor, user: torch.Tensor | None = None
+    ) -> dict:
         "A conditioning dict from raw geometry (pixels [B,T,2]), standardised with the model's statistics."
         from factored_timing.cache import gesture_features, standardize_features
-        dev = self.feature_mean.device
-        feats = standardize_features(gesture_features(dxdy, mask).to(dev),
-                                     {'feature_mean': self.feature_mean, 'feature_std': self.feature_std})
-        return {'features': feats, 'mask': torch.as_tensor(mask).bool().to(dev),
-                'dxdy': torch.as_tensor(dxdy, dtype=torch.float32).to(dev),
-                **({} if user is None else {'user': torch.as_tensor(user).long().to(dev)})}
 
-    def profile_input(self, h:torch.Tensor, mu:torch.Tensor, log_sigma:torch.Tensor, duration:torch.Tensor) -> torch.Tensor:
+        dev = self.feature_mean.device
+        feats = standardize_features(
+            gesture_features(dxdy, mask).to(dev),
+            {'feature_mean': self.feature_mean, 'feature_std': self.feature_std},
+        )
+        return {
+            'features': feats,
+            'mask': torch.as_tensor(mask).bool().to(dev),
+            'dxdy': torch.as_tensor(dxdy, dtype=torch.float32).to(dev),
+            **({} if user is None else {'user': torch.as_tensor(user).long().to(dev)}),
+        }
+
+    def profile_input(
+        self, h: torch.Tensor, mu: torch.Tensor, log_sigma: torch.Tensor, duration: torch.Tensor
+    ) -> torch.Tensor:
         "h_w = SiLU(W [h; log D; ε]), ε = (log D − μ)/σ with μ, σ detached; just h when not conditioning on D."
-        if not exists(self.profile_in): return h
+        if not exists(self.profile_in):
+            return h
         log_D = duration.log()
         eps = (log_D - mu.detach()) / log_sigma.detach().exp()
         return self.profile_in(torch.cat([h, log_D[:, None], eps[:, None]], -1))
 
-    def forward(self, features:torch.Tensor, mask:torch.Tensor, user:torch.Tensor|None=None,
-                dxdy:torch.Tensor|None=None,
-                duration:torch.Tensor|None=None, # [B] seconds the profile is conditioned on; None: drawn, or e^μ
-                draw:bool=False,                 # with no `duration`: draw D ~ LogNormal(μ, σ) instead of the median e^μ
-               ) -> dict:
+    def forward(
+        self,
+        features: torch.Tensor,
+        mask: torch.Tensor,
+        user: torch.Tensor | None = None,
+        dxdy: torch.Tensor | None = None,
+        duration: torch.Tensor
+        | None = None,  # [B] seconds the profile is conditioned on; None: drawn, or e^μ
+        draw: bool = False,  # with no `duration`: draw D ~ LogNormal(μ, σ) instead of the median e^μ
+    ) -> dict:
         "(μ_D, log σ_D, the duration D used, α, zero logits) for a batch; users drawn from the prior where none are given."
         mask = mask.bool()
-        if user is None: user = self.sample_users(features.shape[0]).to(features.device)
+        if user is None:
+            user = self.sample_users(features.shape[0]).to(features.device)
         h = self.conditioner(features, user)
         mu, log_sigma = self.duration(h)
-        if duration is None: duration = LogNormal(mu, log_sigma.exp()).sample() if draw else mu.exp()
+        if duration is None:
+            duration = LogNormal(mu, log_sigma.exp()).sample() if draw else mu.exp()
         h = self.profile_input(h, mu, log_sigma, duration)
         z = self.profile.start_logits(h)
-        if exists(self.profile.end_proj): z = z + self.profile.end_logits(h, mask.sum(-1))
+        if exists(self.profile.end_proj):
+            z = z + self.profile.end_logits(h, mask.sum(-1))
         zl = self.zero_head(h) if exists(self.zero_head) else None
         if exists(self.step_geometry):
-            if dxdy is None: raise ValueError("this timing model reads step geometry (step_geometry=True): pass the "
-                                              "pixel deltas `dxdy` [B,T,2] (in `cond['dxdy']` or `dxdy=`)")
+            if dxdy is None:
+                raise ValueError(
+                    "this timing model reads step geometry (step_geometry=True): pass the "
+                    "pixel deltas `dxdy` [B,T,2] (in `cond['dxdy']` or `dxdy=`)"
+                )
             dz, dzl = self.step_geometry(h, step_geometry_features(dxdy, mask))
             z = z + dz
-            if exists(zl): zl = zl + dzl
-        alpha = (F.softplus(z) + self.profile.eps).masked_fill(~mask, 0.)
+            if exists(zl):
+                zl = zl + dzl
+        alpha = (F.softplus(z) + self.profile.eps).masked_fill(~mask, 0.0)
         out = dict(mu=mu, log_sigma=log_sigma, D=duration, alpha=alpha)
-        if exists(zl): out['zero_logit'] = zl
+        if exists(zl):
+            out['zero_logit'] = zl
         return out
 
-    def mean_profile(self, out:dict, mask:torch.Tensor) -> torch.Tensor:
+    def mean_profile(self, out: dict, mask: torch.Tensor) -> torch.Tensor:
         "E[w] of the profile head: α/Σα; with zero inflation ≈ (1−p)α / Σ(1−p)α (p: repeat probability)."
         a = out['alpha'] * mask
-        if 'zero_logit' in out: a = a * torch.sigmoid(-out['zero_logit'])
+        if 'zero_logit' in out:
+            a = a * torch.sigmoid(-out['zero_logit'])
         return a / a.sum(-1, keepdim=True).clamp_min(1e-30)
 
-    def nll(self, batch:dict) -> dict:
+    def nll(self, batch: dict) -> dict:
         "Per-gesture NLLs: `duration` −log LogNormal(D) and `profile` −log p(w) over the valid steps."
         mask = batch['mask'].bool()
-        out = self(batch['features'], mask, batch.get('user'), batch.get('dxdy'), duration=batch['duration'])
+        out = self(
+            batch['features'],
+            mask,
+            batch.get('user'),
+            batch.get('dxdy'),
+            duration=batch['duration'],
+        )
         nll_D = lognormal_nll(out['mu'], out['log_sigma'], batch['duration'])
         if self.zeros == 'floor':  # Dirichlet on the floored target w̃ over all valid steps
             nll_w = -masked_dirichlet_log_prob(out['alpha'], batch['profile_target'], mask)
         else:  # zero-inflated: Bernoulli(repeat) on every valid step + Dirichlet on the exact w over the positive steps
             pos = mask & (batch['profile'] > 0)
-            bce = F.binary_cross_entropy_with_logits(out['zero_logit'], (mask & ~pos).to(out['alpha'].dtype), reduction='none')
-            nll_w = -masked_dirichlet_log_prob(out['alpha'], batch['profile'], pos) + (bce * mask).sum(-1)
+            bce = F.binary_cross_entropy_with_logits(
+                out['zero_logit'], (mask & ~pos).to(out['alpha'].dtype), reduction='none'
+            )
+            nll_w = -masked_dirichlet_log_prob(out['alpha'], batch['profile'], pos) + (
+                bce * mask
+            ).sum(-1)
         return dict(duration=nll_D, profile=nll_w, **out)
 
     @torch.no_grad()
-    def sample(self, cond:dict|torch.Tensor,   # a conditioning dict, or standardised features [B,F] (then `mask=`)
-               user:torch.Tensor|None=None,    # [B] users (overrides cond['user']); drawn from the prior if None
-               mask:torch.Tensor|None=None,    # [B,T] valid steps (overrides cond['mask'])
-               dxdy:torch.Tensor|None=None,    # [B,T,2] pixel deltas (overrides cond['dxdy']); needed with step_geometry
-               deterministic:bool=False, # median duration exp(μ) and the mean profile instead of draws
-               quantize:bool|float=False, # snap to the clock tick: True = the cache's tick, or a tick in seconds
-               unfloor:bool=True,         # 'floor' mode: map the floored shares back to exact shares (zeros allowed)
-              ) -> tuple[torch.Tensor, torch.Tensor]: # D [B] seconds, w [B,T] (sum 1 on valid steps, 0 on padding)
+    def sample(
+        self,
+        cond: dict
+        | torch.Tensor,  # a conditioning dict, or standardised features [B,F] (then `mask=`)
+        user: torch.Tensor
+        | None = None,  # [B] users (overrides cond['user']); drawn from the prior if None
+        mask: torch.Tensor | None = None,  # [B,T] valid steps (overrides cond['mask'])
+        dxdy: torch.Tensor
+        | None = None,  # [B,T,2] pixel deltas (overrides cond['dxdy']); needed with step_geometry
+        deterministic: bool = False,  # median duration exp(μ) and the mean profile instead of draws
+        quantize: bool
+        | float = False,  # snap to the clock tick: True = the cache's tick, or a tick in seconds
+        unfloor: bool = True,  # 'floor' mode: map the floored shares back to exact shares (zeros allowed)
+    ) -> tuple[
+        torch.Tensor, torch.Tensor
+    ]:  # D [B] seconds, w [B,T] (sum 1 on valid steps, 0 on padding)
         "Sample a total duration D ~ LogNormal(μ, σ), then shares w ~ Dir(α) over each row's valid steps (α given D by default)."
-        if not isinstance(cond, dict): cond = dict(features=cond)
+        if not isinstance(cond, dict):
+            cond = dict(features=cond)
         dev = self.feature_mean.device
         mask = torch.as_tensor(default(mask, cond.get('mask'))).bool().to(dev)
         user = default(user, cond.get('user'))
-        if exists(user): user = torch.as_tensor(user).long().to(dev)
+        if exists(user):
+            user = torch.as_tensor(user).long().to(dev)
         dxdy = default(dxdy, cond.get('dxdy'))
-        if exists(dxdy): dxdy = torch.as_tensor(dxdy, dtype=torch.float32).to(dev)
-        out = self(torch.as_tensor(cond['features'], dtype=torch.float32).to(dev), mask, user, dxdy, draw=not deterministic)
-        D = out['D']                                          # drawn first: the profile is sampled given it
-        if deterministic: w = self.mean_profile(out, mask)
+        if exists(dxdy):
+            dxdy = torch.as_tensor(dxdy, dtype=torch.float32).to(dev)
+        out = self(
+            torch.as_tensor(cond['features'], dtype=torch.float32).to(dev),
+            mask,
+            user,
+            dxdy,
+            draw=not deterministic,
+        )
+        D = out['D']  # drawn first: the profile is sampled given it
+        if deterministic:
+            w = self.mean_profile(out, mask)
         else:
             if self.zeros == 'floor':
                 w = sample_masked_dirichlet(out['alpha'], mask)
-                if unfloor: w = unfloor_profile(w, D, mask, float(self.floor))
+                if unfloor:
+                    w = unfloor_profile(w, D, mask, float(self.floor))
             else:
                 rep = (torch.rand_like(out['alpha']) < torch.sigmoid(out['zero_logit'])) & mask
-                none_left = ~(mask & ~rep).any(-1)           # keep ≥ 1 positive step: free the most likely one
-                top = (out['alpha'] * torch.sigmoid(-out['zero_logit'])).masked_fill(~mask, -1.).argmax(-1)
+                none_left = ~(mask & ~rep).any(
+                    -1
+                )  # keep ≥ 1 positive step: free the most likely one
+                top = (
+                    (out['alpha'] * torch.sigmoid(-out['zero_logit']))
+                    .masked_fill(~mask, -1.0)
+                    .argmax(-1)
+                )
                 rep[none_left, top[none_left]] = False
                 w = sample_masked_dirichlet(out['alpha'], mask & ~rep)
-        tick = float(self.tick) if quantize is True else float(quantize or 0.)
-        if tick > 0: D, w = quantize_to_ticks(D, w, mask, tick)
+        tick = float(self.tick) if quantize is True else float(quantize or 0.0)
+        if tick > 0:
+            D, w = quantize_to_ticks(D, w, mask, tick)
         return D, w * mask

@@ -53,3 +53,16 @@ def test_every_script_helps_with_an_example(script):
                         f"ep.load()()"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     assert 'Example' in r.stdout, f"{script} --help gives no example:\n{r.stdout[:1000]}"
+
+
+def test_library_defaults_agree_with_the_packaged_yaml():
+    "The YAML is the one source of a run's defaults; where a library dataclass has a default too, they agree."
+    from dataclasses import MISSING, fields
+    from factored_timing.diffusion import GeometrySpec, TrainConfig
+    from factored_timing.pipeline import load_config, train_config
+    cfg = load_config('exp_factored_timing')
+    assert train_config(cfg) == TrainConfig()                   # every training.* default, field by field
+    spec_defaults = {f.name: f.default for f in fields(GeometrySpec) if f.default is not MISSING}
+    assert spec_defaults['objective'] == cfg.training.objective
+    assert spec_defaults['num_train_timesteps'] == cfg.diffusion.num_train_timesteps
+    assert spec_defaults['beta_schedule'] == cfg.diffusion.beta_schedule

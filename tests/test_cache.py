@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from factored_timing.cache import (CacheConfig, DataFormatError, SkipLog, StaleCacheError, build_cache, build_cache_cli,
+from factored_timing.cache import (CacheConfig, DataFormatError, SkipLog, StaleCacheError, build_cache,
                                    check_cache, download_balabit, find_session_files, load_manifest, load_timing_cache,
                                    read_session_csv, SYNTH_DEFAULTS)
 from factored_timing.dataset import GestureDataset, TimingDataset
+from factored_timing.pipeline import ft_build_cache
 
 REPO = Path(__file__).resolve().parents[1]
 HEADER = "record timestamp,client timestamp,button,state,x,y\n"
@@ -170,12 +171,24 @@ def test_csv_reader_with_ms_column(tmp_path):
 
 
 def test_cli_prints_json_summary_last(tmp_path, capsys):
-    build_cache_cli(['--dataset', 'synthetic', '--out', str(tmp_path)])
+    ft_build_cache(dataset='synthetic', out=str(tmp_path))
     last = capsys.readouterr().out.strip().splitlines()[-1]
     s = json.loads(last)
     assert s['dataset'] == 'synthetic' and set(s['counts']) == {'train', 'val', 'test'} and len(s['profile_first_mid_last']) == 3
     with pytest.raises(SystemExit, match='does not exist'):
-        build_cache_cli(['--dataset', 'balabit', '--data-dir', str(tmp_path / 'nope'), '--out', str(tmp_path)])
+        ft_build_cache(dataset='balabit', data_dir=str(tmp_path / 'nope'), out=str(tmp_path))
+
+
+def test_cli_parses_its_flags(tmp_path, capsys, monkeypatch):
+    "Called with no arguments (as the console script is), the tool parses `sys.argv`."
+    argv = ['ft_build_cache', '--dataset', 'synthetic', '--out', str(tmp_path), '--T', '32', '--long_policy', 'split']
+    monkeypatch.setattr('sys.argv', argv)
+    ft_build_cache()
+    s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert s['id'] == 'synthetic-T32' and 'longer_than_T' not in s['skipped']
+    assert load_manifest(s['cache_dir'])['config']['long_policy'] == 'split'
+    monkeypatch.setattr('sys.argv', ['ft_build_cache', '--dataset', 'balabit', '--data_dir', str(tmp_path / 'nope')])
+    with pytest.raises(SystemExit, match='^ft_build_cache: error: .*does not exist'): ft_build_cache()
 
 
 # --- opt-in download, against a local HTTP server serving a zip built here ----------------------

@@ -10,8 +10,8 @@ from factored_timing.timing_heads import (TimingModel, masked_dirichlet_log_prob
                                           lognormal_nll, quantize_to_ticks, unfloor_profile, PROFILE_PARAMS)
 from factored_timing.base import CheckpointError
 from factored_timing.timing_train import (train_timing, load_timing_checkpoint, load_timing_model, CKPT_NAME,
-                                          compare_timing, fit_baseline, baseline_nll, timing_tensors,
-                                          train_timing_cli, compare_timing_cli)
+                                          compare_timing, fit_baseline, baseline_nll, timing_tensors)
+from factored_timing.pipeline import ft_train_timing, ft_compare_timing
 
 torch.set_num_threads(1)
 
@@ -190,28 +190,35 @@ def test_corrupt_and_mismatched_checkpoints_are_refused(syn, trained, tmp_path):
     with pytest.raises(CheckpointError, match='fingerprint'): train_timing(other, out, epochs=15, resume=True, quiet=True)
 
 
-def test_compare_and_clis(syn, trained, tmp_path, capsys):
+def test_compare_and_clis(syn, trained, tmp_path, capsys, monkeypatch):
     _, out = trained
-    summary = train_timing_cli(['--cache', str(syn), '--out', str(tmp_path/'cli'), '--epochs', '2', '--quiet'])
-    last = capsys.readouterr().out.strip().splitlines()[-1]
-    assert json.loads(last)['epochs'] == 2 and summary['checkpoint'].endswith(CKPT_NAME)
-    with pytest.raises(SystemExit, match='--resume'):   # refuses to overwrite a run silently
-        train_timing_cli(['--cache', str(syn), '--out', str(tmp_path/'cli'), '--epochs', '2', '--quiet'])
-    res = compare_timing_cli(['--checkpoint', str(out/CKPT_NAME), '--cache', str(syn/'val_timing.pt'), '--samples', '300',
-                              '--json', '--plot', str(tmp_path/'cmp.png')])
-    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    job = ['--config-name', 'cpu_tiny', f'data.cache_dir={syn}', f'timing.out={tmp_path/"cli"}', 'timing.epochs=2']
+    ft_train_timing(job)
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary['epochs'] == 2 and summary['checkpoint'].endswith(CKPT_NAME)
+    with pytest.raises(SystemExit, match='timing.resume=true'):   # refuses to overwrite a run silently
+        ft_train_timing(job)
+    ft_compare_timing(checkpoint=str(out/CKPT_NAME), cache=str(syn/'val_timing.pt'), samples=300, json=True,
+                      plot=str(tmp_path/'cmp.png'))
+    lines = capsys.readouterr().out.strip().splitlines()
+    printed = json.loads(lines[-1])
+    assert len(lines) == 1                                         # --json: the JSON line only
     assert printed['n'] == 300 and (tmp_path/'cmp.png').stat().st_size > 0
     q = printed['duration_quantiles']
     assert list(q) == ['q05', 'q25', 'q50', 'q75', 'q95'] and all(set(e) == {'real', 'sampled', 'rel_err'} for e in q.values())
-    assert 0 <= printed['ks_D'] <= 1 and res['ks_D'] == printed['ks_D']
-    # the real side really is the data: its median is the split's median duration over the same gestures
+    # the tool prints what the library computes
     val = load_timing_cache(syn, 'val')
-    full = compare_timing(load_timing_model(out/CKPT_NAME), val, samples=0)
+    model = load_timing_model(out/CKPT_NAME)
+    assert 0 <= printed['ks_D'] <= 1 and compare_timing(model, val, samples=300)['ks_D'] == printed['ks_D']
+    # the real side really is the data: its median is the split's median duration over the same gestures
+    full = compare_timing(model, val, samples=0)
     assert abs(full['duration_quantiles']['q50']['real'] - val['duration'].median().item()) < 0.02
     assert abs(full['duration_quantiles']['q50']['rel_err']) < 0.1 and full['ks_D'] < 0.1
     other = build_cache('synthetic', out=tmp_path/'o', seed=1)
-    with pytest.raises(SystemExit, match='fingerprint'):
-        compare_timing_cli(['--checkpoint', str(out/CKPT_NAME), '--cache', str(other), '--samples', '100', '--json'])
+    argv = ['ft_compare_timing', '--checkpoint', str(out/CKPT_NAME), '--cache', str(other), '--samples', '100', '--json']
+    monkeypatch.setattr('sys.argv', argv)                          # as the console script: flags from sys.argv
+    with pytest.raises(SystemExit, match='^ft_compare_timing: error: .*fingerprint'):
+        ft_compare_timing()
 
 
 def _duration_dependent_data(n=3000, T=4, seed=0):
