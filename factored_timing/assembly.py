@@ -7,233 +7,359 @@ __all__ = ['SOURCE_KINDS', 'SpatioTemporal', 'from_timing_cache', 'from_baseline
            'compose_spatiotemporal_sequence', 'ConstantTimingSampler', 'CachedTimingSampler', 'save_npz', 'load_npz',
            'to_balabit_csv', 'export_real']
 
-# %% ../nbs/05_assembly.ipynb #4a30d522
+# %% ../nbs/05_assembly.ipynb #de3f5a3b
 import csv, json, math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from .cache import gesture_features, standardize_features
-from .dataset import denormalize
+from .cache import (gesture_features, standardize_features, lengths_to_mask, Session,
+                                   STATE_CODES, write_balabit_session)
+from .dataset import normalize, denormalize
 
-# %% ../nbs/05_assembly.ipynb #810d542f
+# %% ../nbs/05_assembly.ipynb #92c4cd33
 _KEY = object()  # capability held by this module's constructors only
 SOURCE_KINDS = ('real', 'model', 'baseline')
 
+
 def _np(x, dtype=None):
     "Detach torch tensors / lists to a numpy array (optionally cast)."
-    if isinstance(x, torch.Tensor): x = x.detach().cpu().numpy()
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
     x = np.asarray(x)
     return x.astype(dtype, copy=False) if dtype is not None else x
 
+
 class SpatioTemporal:
-    "Δt-aware gestures: `gestures` float32 [N,T,3] (Δx px, Δy px, Δt s), `lengths` int64 [N], a `source` tag. Built only by this module."
+    """Δt-aware gestures: `gestures` float32 [N,T,3] (Δx px, Δy px, Δt s), `lengths` int64 [N], a
+    `source` tag. Built only by this module."""
+
     __slots__ = ('gestures', 'lengths', 'source', 'meta', 'normalized')
+
     def __init__(self, gestures, lengths, source, meta=None, normalized=None, *, _key=None):
         if _key is not _KEY:
-            raise TypeError("SpatioTemporal is built only by compose_spatiotemporal_sequence, from_timing_cache, "
-                            "from_baseline or load_npz (factored_timing.assembly); never attach Δt by hand")
+            raise TypeError(
+                "SpatioTemporal is built only by compose_spatiotemporal_sequence, "
+                "from_timing_cache, from_baseline or load_npz (factored_timing.assembly); "
+                "never attach Δt by hand"
+            )
         g, L = _np(gestures, np.float32), _np(lengths, np.int64)
-        if g.ndim != 3 or g.shape[-1] != 3: raise ValueError(f"gestures must be [N,T,3], got {g.shape}")
-        if L.shape != (g.shape[0],): raise ValueError(f"lengths must be [N]={g.shape[0]}, got {L.shape}")
-        if len(L) and (L.min() < 1 or L.max() > g.shape[1]): raise ValueError("lengths must lie in 1..T")
+        if g.ndim != 3 or g.shape[-1] != 3:
+            raise ValueError(f"gestures must be [N,T,3], got {g.shape}")
+        if L.shape != (g.shape[0],):
+            raise ValueError(f"lengths must be [N]={g.shape[0]}, got {L.shape}")
+        if len(L) and (L.min() < 1 or L.max() > g.shape[1]):
+            raise ValueError("lengths must lie in 1..T")
         if not isinstance(source, str) or source.split(':')[0] not in SOURCE_KINDS:
             raise ValueError(f"source must start with one of {SOURCE_KINDS}, got {source!r}")
-        m = np.arange(g.shape[1])[None] < L[:, None]
-        if not np.isfinite(g).all(): raise ValueError("gestures contain non-finite values")
-        if (g[~m] != 0).any(): raise ValueError("gestures must be exactly zero beyond lengths")
-        if (g[..., 2] < 0).any(): raise ValueError("Δt must be >= 0")
-        g = g.copy(); L = L.copy(); g.setflags(write=False); L.setflags(write=False)
-        object.__setattr__(self, 'gestures', g); object.__setattr__(self, 'lengths', L)
-        object.__setattr__(self, 'source', source); object.__setattr__(self, 'meta', dict(meta or {}))
+        m = lengths_to_mask(L, g.shape[1])
+        if not np.isfinite(g).all():
+            raise ValueError("gestures contain non-finite values")
+        if (g[~m] != 0).any():
+            raise ValueError("gestures must be exactly zero beyond lengths")
+        if (g[..., 2] < 0).any():
+            raise ValueError("Δt must be >= 0")
+        g = g.copy()
+        L = L.copy()
+        g.setflags(write=False)
+        L.setflags(write=False)
+        object.__setattr__(self, 'gestures', g)
+        object.__setattr__(self, 'lengths', L)
+        object.__setattr__(self, 'source', source)
+        object.__setattr__(self, 'meta', dict(meta or {}))
         object.__setattr__(self, 'normalized', normalized)
-    def __setattr__(self, k, v): raise AttributeError("SpatioTemporal is immutable")
+
+    def __setattr__(self, k, v):
+        raise AttributeError("SpatioTemporal is immutable")
+
     @property
-    def kind(self): return self.source.split(':')[0]
+    def kind(self):
+        return self.source.split(':')[0]
+
     @property
-    def mask(self): return np.arange(self.gestures.shape[1])[None] < self.lengths[:, None]
+    def mask(self):
+        return lengths_to_mask(self.lengths, self.gestures.shape[1])
+
     @property
-    def dxdy(self): return self.gestures[..., :2]
+    def dxdy(self):
+        return self.gestures[..., :2]
+
     @property
-    def dt(self): return self.gestures[..., 2]
+    def dt(self):
+        return self.gestures[..., 2]
+
     @property
-    def duration(self): return self.gestures[..., 2].sum(1)
+    def duration(self):
+        return self.gestures[..., 2].sum(1)
+
     @property
-    def T(self): return self.gestures.shape[1]
-    def __len__(self): return self.gestures.shape[0]
+    def T(self):
+        return self.gestures.shape[1]
+
+    def __len__(self):
+        return self.gestures.shape[0]
+
     def __getitem__(self, idx):
         "Subset of gestures (same source); `idx` is anything numpy accepts on the first axis."
         idx = np.arange(len(self))[idx]
-        norm = None if self.normalized is None else self.normalized[torch.as_tensor(np.atleast_1d(idx))]
-        meta = {k: (np.asarray(v)[idx] if isinstance(v, np.ndarray) and len(v) == len(self) else v) for k, v in self.meta.items()}
-        return SpatioTemporal(self.gestures[np.atleast_1d(idx)], self.lengths[np.atleast_1d(idx)], self.source, meta, norm, _key=_KEY)
+        norm = (
+            None
+            if self.normalized is None
+            else self.normalized[torch.as_tensor(np.atleast_1d(idx))]
+        )
+        meta = {
+            k: (np.asarray(v)[idx] if isinstance(v, np.ndarray) and len(v) == len(self) else v)
+            for k, v in self.meta.items()
+        }
+        return SpatioTemporal(
+            self.gestures[np.atleast_1d(idx)],
+            self.lengths[np.atleast_1d(idx)],
+            self.source,
+            meta,
+            norm,
+            _key=_KEY,
+        )
+
     def __repr__(self):
-        return f"SpatioTemporal(N={len(self)}, T={self.T}, source={self.source!r}, median L={int(np.median(self.lengths)) if len(self) else 0})"
+        med = int(np.median(self.lengths)) if len(self) else 0
+        return f"SpatioTemporal(N={len(self)}, T={self.T}, source={self.source!r}, median L={med})"
+
 
 def _make(gestures, lengths, source, meta=None, normalized=None):
     return SpatioTemporal(gestures, lengths, source, meta, normalized, _key=_KEY)
 
-# %% ../nbs/05_assembly.ipynb #3b6fe2cd
+# %% ../nbs/05_assembly.ipynb #4dc408fc
 def _clean_dt(dt):
-    "Cache Δt with |Δt| < 1e-7 s (float noise of differenced millisecond clocks) snapped to an exact 0."
+    """Cache Δt with |Δt| < 1e-7 s (float noise of differenced millisecond clocks) snapped to an
+    exact 0."""
     dt = _np(dt, np.float32)
-    if (dt < -1e-6).any(): raise ValueError(f"cache holds negative Δt (min {dt.min():.3g} s)")
+    if (dt < -1e-6).any():
+        raise ValueError(f"cache holds negative Δt (min {dt.min():.3g} s)")
     return np.where(np.abs(dt) < 1e-7, 0, dt).astype(np.float32)
 
-def from_timing_cache(cache:dict, rows=None) -> SpatioTemporal:
-    "Real recorded gestures of a timing-cache split (`dxdy`, `dt`, `lengths`) as a `SpatioTemporal` tagged `real:<split>`."
-    dxdy, dt, L = _np(cache['dxdy'], np.float32), _np(cache['dt'], np.float32), _np(cache['lengths'], np.int64)
+
+def from_timing_cache(cache: dict, rows=None) -> SpatioTemporal:
+    """Real recorded gestures of a timing-cache split (`dxdy`, `dt`, `lengths`) as a
+    `SpatioTemporal` tagged `real:<split>`."""
+    dxdy, dt, L = (
+        _np(cache['dxdy'], np.float32),
+        _np(cache['dt'], np.float32),
+        _np(cache['lengths'], np.int64),
+    )
     meta = {k: _np(cache[k]) for k in ('user', 'session') if k in cache}
     if rows is not None:
-        rows = np.asarray(rows); dxdy, dt, L = dxdy[rows], dt[rows], L[rows]
+        rows = np.asarray(rows)
+        dxdy, dt, L = dxdy[rows], dt[rows], L[rows]
         meta = {k: v[rows] for k, v in meta.items()}
     meta.update(fingerprint=cache.get('fingerprint'), users=list(cache.get('users', [])))
     dt = _clean_dt(dt)
     g = np.concatenate([dxdy, dt[..., None]], -1)
-    g[~(np.arange(g.shape[1])[None] < L[:, None])] = 0
+    g[~lengths_to_mask(L, g.shape[1])] = 0
     return _make(g, L, f"real:{cache.get('split', 'unknown')}", meta)
 
-# %% ../nbs/05_assembly.ipynb #9965ce6f
-def from_baseline(dxdy, dt, lengths, name:str, meta=None) -> SpatioTemporal:
-    "Gestures of a classical generator that makes its own Δt (straight line, Bézier, WindMouse, ...), tagged `baseline:<name>`."
+# %% ../nbs/05_assembly.ipynb #db13e870
+def from_baseline(dxdy, dt, lengths, name: str, meta=None) -> SpatioTemporal:
+    """Gestures of a classical generator that makes its own Δt (straight line, Bézier, WindMouse,
+    ...), tagged `baseline:<name>`."""
     dxdy, dt, L = _np(dxdy, np.float32), _np(dt, np.float32), _np(lengths, np.int64)
     g = np.concatenate([dxdy, dt[..., None]], -1)
-    g[~(np.arange(g.shape[1])[None] < L[:, None])] = 0
+    g[~lengths_to_mask(L, g.shape[1])] = 0
     return _make(g, L, f"baseline:{name}", meta)
 
-# %% ../nbs/05_assembly.ipynb #a35ac48f
+# %% ../nbs/05_assembly.ipynb #df4e5bc1
 @dataclass
 class TimingConfig:
-    "Settings of `compose_spatiotemporal_sequence`: dataset `stats`, sampling mode, optional Δt re-normalisation."
-    stats: dict                      # the cache's `stats` (geom_mean, geom_std, feature_mean, feature_std, ...)
-    deterministic: bool = False      # mean profile / median duration instead of draws (sampler-defined)
-    seed: int|None = None            # seeds torch's RNG around the sampler call (restored afterwards)
-    renormalize: bool = False        # also return [Δx, Δy, Δt] normalised, in `.normalized`
-    dt_mean: float|None = None       # Δt statistics for `renormalize` (see `dt_norm_stats`)
-    dt_std: float|None = None
-    source: str = 'model'            # tag of the result: 'model' or an ablation such as 'model:const_dt'
-    sample_kw: dict = field(default_factory=dict)  # extra keywords for the sampler, e.g. {'quantize': True}
+    """Settings of `compose_spatiotemporal_sequence`: dataset `stats`, sampling mode, optional Δt
+    re-normalisation."""
+
+    stats: dict  # the cache's `stats` (geom_mean, geom_std, feature_mean, feature_std, ...)
+    deterministic: bool = False  # mean profile / median duration instead of draws (sampler-defined)
+    seed: int | None = None  # seeds torch's RNG around the sampler call (restored afterwards)
+    renormalize: bool = False  # also return [Δx, Δy, Δt] normalised, in `.normalized`
+    dt_mean: float | None = None  # Δt statistics for `renormalize` (see `dt_norm_stats`)
+    dt_std: float | None = None
+    source: str = 'model'  # tag of the result: 'model' or an ablation such as 'model:const_dt'
+    sample_kw: dict = field(
+        default_factory=dict
+    )  # extra keywords for the sampler, e.g. {'quantize': True}
+
 
 def _as_cfg(timing_cfg):
     return timing_cfg if isinstance(timing_cfg, TimingConfig) else TimingConfig(**dict(timing_cfg))
 
+
 def _timing_features(dxdy_px, mask, stats):
-    "Standardised conditioning features computed from (generated) pixel geometry, exactly as the cache computes them."
+    """Standardised conditioning features computed from (generated) pixel geometry, exactly as the
+    cache computes them."""
     return standardize_features(gesture_features(dxdy_px, mask), stats)
 
+
 def _sample_timing(sampler, features, user, mask, deterministic, dxdy=None, **kw):
-    "The one call into the timing sampler (`timing_heads.TimingModel.sample(cond, deterministic, ...)`); returns CPU float64 (D [B], w [B,T])."
-    dev = next(sampler.parameters()).device if isinstance(sampler, torch.nn.Module) else torch.device('cpu')
+    """The one call into the timing sampler (`timing_heads.TimingModel.sample(cond, deterministic,
+    ...)`); returns CPU float64 (D [B], w [B,T])."""
+    dev = (
+        next(sampler.parameters()).device
+        if isinstance(sampler, torch.nn.Module)
+        else torch.device('cpu')
+    )
     cond = {'features': features.to(dev), 'mask': mask.to(dev)}
-    if dxdy is not None: cond['dxdy'] = dxdy.to(dev)           # pixel steps, for samplers that read step geometry
-    if user is not None: cond['user'] = torch.as_tensor(user).long().to(dev)
+    if dxdy is not None:
+        cond['dxdy'] = dxdy.to(dev)  # pixel steps, for samplers that read step geometry
+    if user is not None:
+        cond['user'] = torch.as_tensor(user).long().to(dev)
     D, w = sampler.sample(cond, deterministic=deterministic, **kw)
     return torch.as_tensor(D).double().cpu(), torch.as_tensor(w).double().cpu()
 
+
 def dt_norm_stats(dt, mask) -> tuple[float, float]:
-    "Mean and std of Δt over valid steps (train split), the separate statistics used by `renormalize`."
+    """Mean and std of Δt over valid steps (train split), the separate statistics used by
+    `renormalize`."""
     dt, mask = torch.as_tensor(dt, dtype=torch.float64), torch.as_tensor(mask, dtype=torch.bool)
     v = dt[mask]
     return float(v.mean()), float(max(v.std(), 1e-6))
 
-# %% ../nbs/05_assembly.ipynb #38fff8aa
+# %% ../nbs/05_assembly.ipynb #58579cc8
 def compose_spatiotemporal_sequence(geom, cond, sampler, timing_cfg) -> SpatioTemporal:
-    """Denormalise geometry `geom` [B,T,2], compute timing features from it, sample D and w, Δt = D·w (tail 0).
-    `cond`: dict with `mask` [B,T] (or `lengths` [B]) and optional `user` [B]."""
-    cfg = _as_cfg(timing_cfg); stats = cfg.stats
+    """Denormalise geometry `geom` [B,T,2], compute timing features from it, sample D and w,
+    Δt = D·w (tail 0). `cond`: dict with `mask` [B,T] (or `lengths` [B]) and optional `user` [B]."""
+    cfg = _as_cfg(timing_cfg)
+    stats = cfg.stats
     geom = torch.as_tensor(geom, dtype=torch.float32)
-    if geom.ndim != 3 or geom.shape[-1] != 2: raise ValueError(f"geom must be normalised [B,T,2], got {tuple(geom.shape)}")
+    if geom.ndim != 3 or geom.shape[-1] != 2:
+        raise ValueError(f"geom must be normalised [B,T,2], got {tuple(geom.shape)}")
     B, T, _ = geom.shape
-    if cond.get('mask') is not None: mask = torch.as_tensor(cond['mask'], dtype=torch.bool)
-    else: mask = torch.arange(T)[None] < torch.as_tensor(cond['lengths']).reshape(-1, 1)
-    if tuple(mask.shape) != (B, T): raise ValueError(f"mask must be [B,T]={B, T}, got {tuple(mask.shape)}")
-    if (mask.sum(1) < 1).any(): raise ValueError("every gesture needs at least one valid step")
+    if cond.get('mask') is not None:
+        mask = torch.as_tensor(cond['mask'], dtype=torch.bool)
+    else:
+        mask = lengths_to_mask(torch.as_tensor(cond['lengths']).reshape(-1), T)
+    if tuple(mask.shape) != (B, T):
+        raise ValueError(f"mask must be [B,T]={B, T}, got {tuple(mask.shape)}")
+    if (mask.sum(1) < 1).any():
+        raise ValueError("every gesture needs at least one valid step")
     m = mask[..., None].float()
-    gm = torch.as_tensor(stats['geom_mean'], dtype=torch.float32).reshape(1, 1, 2)
-    gs = torch.as_tensor(stats['geom_std'], dtype=torch.float32).reshape(1, 1, 2)
-    dxdy = denormalize(geom, mask, stats)                         # pixels, tail exactly 0
+    dxdy = denormalize(geom, mask, stats)  # pixels, tail exactly 0
     user = cond.get('user')
     with torch.no_grad(), torch.random.fork_rng(enabled=cfg.seed is not None):
-        if cfg.seed is not None: torch.manual_seed(cfg.seed)
+        if cfg.seed is not None:
+            torch.manual_seed(cfg.seed)
         feats = _timing_features(dxdy, mask, stats)
-        D, w = _sample_timing(sampler, feats, user, mask, cfg.deterministic, dxdy=dxdy, **cfg.sample_kw)
+        D, w = _sample_timing(
+            sampler, feats, user, mask, cfg.deterministic, dxdy=dxdy, **cfg.sample_kw
+        )
     D = D.reshape(-1)
-    if D.shape != (B,) or w.shape != (B, T): raise ValueError(f"sampler returned D {tuple(D.shape)}, w {tuple(w.shape)}; expected ({B},), ({B},{T})")
-    if not (torch.isfinite(D).all() and (D > 0).all()): raise ValueError("sampled durations must be finite and > 0")
+    if D.shape != (B,) or w.shape != (B, T):
+        raise ValueError(
+            f"sampler returned D {tuple(D.shape)}, w {tuple(w.shape)}; expected ({B},), ({B},{T})"
+        )
+    if not (torch.isfinite(D).all() and (D > 0).all()):
+        raise ValueError("sampled durations must be finite and > 0")
     w = torch.where(mask, w, torch.zeros((), dtype=w.dtype))
-    if not torch.isfinite(w).all() or (w < 0).any(): raise ValueError("sampled profile must be finite and >= 0")
+    if not torch.isfinite(w).all() or (w < 0).any():
+        raise ValueError("sampled profile must be finite and >= 0")
     s = w.sum(1, keepdim=True)
-    if (s <= 0).any(): raise ValueError("sampled profile has no mass on the valid steps")
-    dt = D[:, None] * (w / s)                                     # float64; renormalised on the valid steps
-    dt = torch.where(mask, dt, torch.zeros((), dtype=dt.dtype)).float()   # tail exactly 0
+    if (s <= 0).any():
+        raise ValueError("sampled profile has no mass on the valid steps")
+    dt = D[:, None] * (w / s)  # float64; renormalised on the valid steps
+    dt = torch.where(mask, dt, torch.zeros((), dtype=dt.dtype)).float()  # tail exactly 0
     g = torch.cat([dxdy, dt[..., None]], -1)
     norm = None
     if cfg.renormalize:
-        if cfg.dt_mean is None or cfg.dt_std is None: raise ValueError("renormalize needs dt_mean and dt_std (see dt_norm_stats)")
-        mu = torch.cat([gm.reshape(2), torch.tensor([cfg.dt_mean], dtype=torch.float32)])
-        sd = torch.cat([gs.reshape(2), torch.tensor([cfg.dt_std], dtype=torch.float32)])
-        norm = (g - mu) / sd * m
+        if cfg.dt_mean is None or cfg.dt_std is None:
+            raise ValueError("renormalize needs dt_mean and dt_std (see dt_norm_stats)")
+        dt_norm = (dt[..., None] - cfg.dt_mean) / cfg.dt_std * m
+        norm = torch.cat([normalize(dxdy, mask, stats), dt_norm], -1)
     meta = dict(deterministic=cfg.deterministic, seed=cfg.seed)
-    if user is not None: meta['user'] = _np(user, np.int64)
+    if user is not None:
+        meta['user'] = _np(user, np.int64)
     return _make(g.numpy(), mask.sum(1).numpy(), cfg.source, meta, norm)
 
-# %% ../nbs/05_assembly.ipynb #5a44051e
+# %% ../nbs/05_assembly.ipynb #51b72ed0
 class ConstantTimingSampler:
     "Timing ablation: every valid step lasts `dt` seconds (D = L·dt, uniform w)."
-    def __init__(self, dt:float): self.dt = float(dt)
+
+    def __init__(self, dt: float):
+        self.dt = float(dt)
+
     def sample(self, cond, deterministic=False, **kw):
         m = torch.as_tensor(cond['mask'], dtype=torch.float32)
         L = m.sum(1)
         return L * self.dt, m / L[:, None]
 
+
 class CachedTimingSampler:
-    """Timing taken from a real timing cache. `mode='match'`: gesture `rows[i]` gives the i-th timing (consumed in order
-    across calls); `mode='resample'`: a random cached gesture of the same length (nearest length if none) donates D and w."""
-    def __init__(self, cache:dict, mode='match', rows=None, seed=0):
+    """Timing taken from a real timing cache. `mode='match'`: gesture `rows[i]` gives the i-th
+    timing (consumed in order across calls); `mode='resample'`: a random cached gesture of the same
+    length (nearest length if none) donates D and w."""
+
+    def __init__(self, cache: dict, mode='match', rows=None, seed=0):
         assert mode in ('match', 'resample')
         self.mode, self.rng, self.pos = mode, np.random.default_rng(seed), 0
         self.w, self.L = _clean_dt(cache['dt']).astype(np.float64), _np(cache['lengths'], np.int64)
-        self.D = self.w.sum(1); self.w = self.w / np.maximum(self.D[:, None], 1e-12)
+        self.D = self.w.sum(1)
+        self.w = self.w / np.maximum(self.D[:, None], 1e-12)
         self.rows = np.arange(len(self.D)) if rows is None else np.asarray(rows)
         self.by_len = {l: np.flatnonzero(self.L == l) for l in np.unique(self.L)}
+
     def sample(self, cond, deterministic=False, **kw):
-        m = _np(cond['mask'], bool); B, T = m.shape; L = m.sum(1)
+        m = _np(cond['mask'], bool)
+        B, T = m.shape
+        L = m.sum(1)
         if self.mode == 'match':
-            r = self.rows[self.pos:self.pos + B]; self.pos += B
-            if len(r) < B: raise IndexError("CachedTimingSampler(mode='match') ran out of rows")
-            if (self.L[r] != L).any(): raise ValueError("matched cached gestures have different lengths than the geometry")
+            r = self.rows[self.pos : self.pos + B]
+            self.pos += B
+            if len(r) < B:
+                raise IndexError("CachedTimingSampler(mode='match') ran out of rows")
+            if (self.L[r] != L).any():
+                raise ValueError("matched cached gestures have different lengths than the geometry")
             return torch.tensor(self.D[r]), torch.tensor(self.w[r, :T])
-        lens = np.array(sorted(self.by_len)); w = np.zeros((B, T)); D = np.zeros(B)
+        lens = np.array(sorted(self.by_len))
+        w = np.zeros((B, T))
+        D = np.zeros(B)
         for i, l in enumerate(L):
             ll = lens[np.argmin(np.abs(lens - l))]
             j = self.rng.choice(self.by_len[ll])
             D[i] = self.D[j]
-            if ll == l: w[i, :l] = self.w[j, :l]
+            if ll == l:
+                w[i, :l] = self.w[j, :l]
             else:  # stretch the donor's cumulative profile onto l steps
                 c = np.concatenate([[0], np.cumsum(self.w[j, :ll])])
                 w[i, :l] = np.diff(np.interp(np.linspace(0, ll, l + 1), np.arange(ll + 1), c))
         return torch.tensor(D), torch.tensor(w)
 
-# %% ../nbs/05_assembly.ipynb #5b4d279e
+# %% ../nbs/05_assembly.ipynb #1acc9fb6
 def _jsonable(v):
-    if isinstance(v, np.ndarray): return v.tolist()
-    if isinstance(v, (np.integer, np.floating)): return v.item()
-    if isinstance(v, torch.Tensor): return v.tolist()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, (np.integer, np.floating)):
+        return v.item()
+    if isinstance(v, torch.Tensor):
+        return v.tolist()
     return v
 
-def save_npz(st:SpatioTemporal, path) -> Path:
-    "Write `st` in the exchange format (`gestures` float32 [N,T,3] px, px, s; `lengths` int64 [N]; `source`; `meta` JSON)."
-    if not isinstance(st, SpatioTemporal): raise TypeError("save_npz takes a SpatioTemporal")
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+
+def save_npz(st: SpatioTemporal, path) -> Path:
+    """Write `st` in the exchange format (`gestures` float32 [N,T,3] px, px, s; `lengths` int64 [N];
+    `source`; `meta` JSON)."""
+    if not isinstance(st, SpatioTemporal):
+        raise TypeError("save_npz takes a SpatioTemporal")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     meta = json.dumps({k: _jsonable(v) for k, v in st.meta.items()}, default=str)
     with open(path, 'wb') as f:
-        np.savez_compressed(f, gestures=st.gestures.astype(np.float32), lengths=st.lengths.astype(np.int64),
-                            source=np.array(st.source), meta=np.array(meta))
+        np.savez_compressed(
+            f,
+            gestures=st.gestures.astype(np.float32),
+            lengths=st.lengths.astype(np.int64),
+            source=np.array(st.source),
+            meta=np.array(meta),
+        )
     return path
 
+
 def load_npz(path) -> SpatioTemporal:
-    "Read an exchange-format file; files without a `source` key (written by other tools) are tagged `baseline:file`."
+    """Read an exchange-format file; files without a `source` key (written by other tools) are
+    tagged `baseline:file`."""
     with np.load(path, allow_pickle=False) as z:
         src = str(z['source']) if 'source' in z else 'baseline:file'
         meta = json.loads(str(z['meta'])) if 'meta' in z else {}
@@ -241,33 +367,44 @@ def load_npz(path) -> SpatioTemporal:
         meta['path'] = str(path)
         return _make(z['gestures'], z['lengths'], src, meta)
 
-# %% ../nbs/05_assembly.ipynb #f4003b77
-def to_balabit_csv(st:SpatioTemporal, path, screen=(1920, 1080), pause=1.0, click=True, click_hold=0.1) -> Path:
-    "Write gestures as one raw-log session CSV in the Balabit layout (columns `record timestamp,client timestamp,button,state,x,y`)."
-    if not isinstance(st, SpatioTemporal): raise TypeError("to_balabit_csv takes a SpatioTemporal")
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    W, H = screen; cur = np.array([W // 2, H // 2], dtype=np.int64); t = 0.0
-    with open(path, 'w', newline='') as f:
-        wr = csv.writer(f); wr.writerow(['record timestamp', 'client timestamp', 'button', 'state', 'x', 'y'])
-        row = lambda tt, b, s, p: wr.writerow([f"{tt:.3f}", f"{tt:.3f}", b, s, int(p[0]), int(p[1])])
-        for g, L in zip(st.gestures, st.lengths):
-            rel = np.round(np.cumsum(g[:L, :2].astype(np.float64), 0)).astype(np.int64)
-            lo, hi = np.minimum(rel.min(0), 0), np.maximum(rel.max(0), 0)
-            if ((cur + lo) < 0).any() or ((cur + hi) >= (W, H)).any(): cur = np.array([W // 2, H // 2]) - (lo + hi) // 2
-            row(t, 'NoButton', 'Move', cur)
-            ts = t + np.cumsum(g[:L, 2].astype(np.float64))
-            for tt, p in zip(ts, cur + rel): row(tt, 'NoButton', 'Move', p)
-            t, cur = float(ts[-1]), cur + rel[-1]
-            if click: row(t, 'Left', 'Pressed', cur); t += click_hold; row(t, 'Left', 'Released', cur)
-            t += pause
-    return path
+# %% ../nbs/05_assembly.ipynb #55dd725c
+def to_balabit_csv(st: SpatioTemporal, path, screen=(1920, 1080), pause=1.0, click=True,
+                   click_hold=0.1) -> Path:
+    """Write gestures as one raw-log session CSV in the Balabit layout (columns `record
+    timestamp,client timestamp,button,state,x,y`), through `cache.write_balabit_session`."""
+    if not isinstance(st, SpatioTemporal):
+        raise TypeError("to_balabit_csv takes a SpatioTemporal")
+    W, H = screen
+    cur = np.array([W // 2, H // 2], dtype=np.int64)
+    t, rows = 0.0, []                                              # (time s, state, x, y)
+    for g, L in zip(st.gestures, st.lengths):
+        rel = np.round(np.cumsum(g[:L, :2].astype(np.float64), 0)).astype(np.int64)
+        lo, hi = np.minimum(rel.min(0), 0), np.maximum(rel.max(0), 0)
+        if ((cur + lo) < 0).any() or ((cur + hi) >= (W, H)).any():
+            cur = np.array([W // 2, H // 2]) - (lo + hi) // 2
+        ts = t + np.cumsum(g[:L, 2].astype(np.float64))
+        rows += [(t, 'Move', *cur)] + [(tt, 'Move', *p) for tt, p in zip(ts, cur + rel)]
+        t, cur = float(ts[-1]), cur + rel[-1]
+        if click:
+            rows += [(t, 'Pressed', *cur), (t + click_hold, 'Released', *cur)]
+            t += click_hold
+        t += pause
+    tt, states, x, y = (list(c) for c in zip(*rows)) if rows else ([], [], [], [])
+    sess = Session('generated', Path(path).stem, str(path), np.round(np.array(tt, float), 3),
+                   np.array(x, float), np.array(y, float),
+                   np.array([STATE_CODES[s] for s in states], np.int8), np.arange(2, len(tt) + 2))
+    write_balabit_session(sess, path)
+    return Path(path)
 
-# %% ../nbs/05_assembly.ipynb #b0a48476
+# %% ../nbs/05_assembly.ipynb #7812e2eb
 def export_real(cache, out, split='test', csv=None) -> SpatioTemporal:
-    "Write the real gestures of one cache split in the exchange format (and optionally as a raw-log CSV)."
+    """Write the real gestures of one cache split in the exchange format (and optionally as a
+    raw-log CSV)."""
     from factored_timing.cache import load_timing_cache
-    st = from_timing_cache(load_timing_cache(cache, split))   # a `.pt` path selects its own split
+
+    st = from_timing_cache(load_timing_cache(cache, split))  # a `.pt` path selects its own split
     save_npz(st, out)
-    if csv: to_balabit_csv(st, csv)
+    if csv:
+        to_balabit_csv(st, csv)
     print(f"{st.source}: {len(st)} gestures, T={st.T} -> {out}")
     return st

@@ -37,7 +37,8 @@ def save_atomic(obj, path) -> Path:
 
 # %% ../nbs/00_base.ipynb #e83c57b1
 def load_weights_only(path, what='checkpoint', error=CheckpointError, map_location='cpu'):
-    "`torch.load(weights_only=True)` with one clear `error` for a missing, corrupt or unreadable `what`."
+    """`torch.load(weights_only=True)` with one clear `error` for a missing, corrupt or unreadable
+    `what`."""
     path = Path(path)
     if not path.exists():
         raise error(f"{path}: no such {what}")
@@ -73,7 +74,8 @@ def _mismatches(ck: dict, expect: dict) -> list[str]:
 def load_checkpoint(
     path, *, kind: str, expect: dict | None = None, required=(), hint: str = '', map_location='cpu'
 ) -> dict:
-    "Load a `kind` checkpoint (weights only); refuse another format or kind, missing `required` keys or `expect` mismatches."
+    """Load a `kind` checkpoint (weights only); refuse another format or kind, missing `required`
+    keys or `expect` mismatches."""
     path = Path(path)
     ck = load_weights_only(path, f'{kind} checkpoint', CheckpointError, map_location)
     got = (ck.get('format'), ck.get('kind')) if isinstance(ck, dict) else (type(ck).__name__, None)
@@ -94,7 +96,8 @@ def load_checkpoint(
 
 # %% ../nbs/00_base.ipynb #3af761d4
 def ema_warmup_avg_fn(decay: float = 0.995):
-    "`multi_avg_fn` for `AveragedModel`: torch's EMA update with decay d_n = min(decay, (1+n)/(10+n))."
+    """`multi_avg_fn` for `AveragedModel`: torch's EMA update with decay d_n = min(decay,
+    (1+n)/(10+n))."""
 
     def avg_fn(ema_params, params, num_averaged):
         n = float(num_averaged)

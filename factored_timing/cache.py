@@ -29,32 +29,39 @@ __all__ = ['CACHE_FORMAT', 'MOVE_STATES', 'STATE_CODES', 'BALABIT_URL', 'SYNTH_D
 # %% ../nbs/00_cache.ipynb #8e8d0f04
 CACHE_FORMAT = 1  # bump when the layout of the cache files changes
 
+
 @dataclass
 class CacheConfig:
     "Everything that decides which gestures a cache holds."
-    T: int = 64                 # fixed gesture length (steps); longer gestures follow `long_policy`
-    pause: float = 0.5          # seconds; a larger gap between movement events ends a gesture
-    min_steps: int = 3          # fewer steps (events - 1) than this: not a gesture
-    sentinel: float = 4000.     # x or y above this (or below 0): cursor outside the window
-    long_policy: str = 'drop'   # 'drop' or 'split' gestures longer than T steps
+
+    T: int = 64  # fixed gesture length (steps); longer gestures follow `long_policy`
+    pause: float = 0.5  # seconds; a larger gap between movement events ends a gesture
+    min_steps: int = 3  # fewer steps (events - 1) than this: not a gesture
+    sentinel: float = 4000.0  # x or y above this (or below 0): cursor outside the window
+    long_policy: str = 'drop'  # 'drop' or 'split' gestures longer than T steps
     time_col: str = 'client timestamp'
-    time_unit: str = 's'        # 's' or 'ms'
-    round_ms: bool = True       # round times to whole milliseconds (float noise of raw clients)
+    time_unit: str = 's'  # 's' or 'ms'
+    round_ms: bool = True  # round times to whole milliseconds (float noise of raw clients)
     split_fracs: tuple = (0.7, 0.15, 0.15)
     seed: int = 0
-    tick: float | None = None   # device clock tick in seconds; None: estimate from train Δt
-    on_bad: str = 'skip'        # 'skip' (count and report) or 'raise' on malformed rows
+    tick: float | None = None  # device clock tick in seconds; None: estimate from train Δt
+    on_bad: str = 'skip'  # 'skip' (count and report) or 'raise' on malformed rows
 
     def __post_init__(self):
-        if self.long_policy not in ('drop', 'split'): raise ValueError(f"long_policy must be 'drop' or 'split', got {self.long_policy!r}")
-        if self.time_unit not in ('s', 'ms'): raise ValueError(f"time_unit must be 's' or 'ms', got {self.time_unit!r}")
-        if self.on_bad not in ('skip', 'raise'): raise ValueError(f"on_bad must be 'skip' or 'raise', got {self.on_bad!r}")
-        if self.T < self.min_steps: raise ValueError(f"T={self.T} is below min_steps={self.min_steps}")
+        if self.long_policy not in ('drop', 'split'):
+            raise ValueError(f"long_policy must be 'drop' or 'split', got {self.long_policy!r}")
+        if self.time_unit not in ('s', 'ms'):
+            raise ValueError(f"time_unit must be 's' or 'ms', got {self.time_unit!r}")
+        if self.on_bad not in ('skip', 'raise'):
+            raise ValueError(f"on_bad must be 'skip' or 'raise', got {self.on_bad!r}")
+        if self.T < self.min_steps:
+            raise ValueError(f"T={self.T} is below min_steps={self.min_steps}")
         self.split_fracs = tuple(float(f) for f in self.split_fracs)
 
 # %% ../nbs/00_cache.ipynb #ced08d81
 class DataFormatError(ValueError):
     "Raw input that cannot be read as mouse events; the message names the file, line or column."
+
 
 class StaleCacheError(RuntimeError):
     "A cache whose fingerprint does not match the data and config asked for."
@@ -63,163 +70,298 @@ class StaleCacheError(RuntimeError):
 MOVE_STATES = ('Move', 'Drag')
 STATE_CODES = {s: i for i, s in enumerate(('Move', 'Drag', 'Pressed', 'Released', 'Up', 'Down'))}
 
+
 @dataclass
 class Session:
     "One session's events, in file order: times in seconds (rounded to ms), positions, states."
+
     user: str
     name: str
     path: str
-    t: np.ndarray       # float64 [n] seconds
-    x: np.ndarray       # float64 [n]
-    y: np.ndarray       # float64 [n]
-    state: np.ndarray   # int8 [n], codes of STATE_CODES (-1 for unknown)
-    line: np.ndarray    # int64 [n], 1-based line in the file (header = line 1)
+    t: np.ndarray  # float64 [n] seconds
+    x: np.ndarray  # float64 [n]
+    y: np.ndarray  # float64 [n]
+    state: np.ndarray  # int8 [n], codes of STATE_CODES (-1 for unknown)
+    line: np.ndarray  # int64 [n], 1-based line in the file (header = line 1)
+
 
 class SkipLog:
     "Counts of what was skipped, by reason, with the first few `file:line` examples of each."
-    def __init__(self, max_examples=20): self.counts, self.examples, self.max_examples = Counter(), {}, max_examples
+
+    def __init__(self, max_examples=20):
+        self.counts, self.examples, self.max_examples = Counter(), {}, max_examples
+
     def add(self, reason, where=(), n=None):
         where = list(where)
         self.counts[reason] += len(where) if n is None else n
         ex = self.examples.setdefault(reason, [])
-        ex.extend(where[:max(0, self.max_examples - len(ex))])
+        ex.extend(where[: max(0, self.max_examples - len(ex))])
+
     def update(self, other):
-        for r, n in other.counts.items(): self.add(r, other.examples.get(r, []), n=n)
-    def as_dict(self): return {r: {'count': int(n), 'examples': self.examples.get(r, [])} for r, n in sorted(self.counts.items())}
-    def __repr__(self): return f"SkipLog({dict(sorted(self.counts.items()))})"
+        for r, n in other.counts.items():
+            self.add(r, other.examples.get(r, []), n=n)
+
+    def as_dict(self):
+        return {
+            r: {'count': int(n), 'examples': self.examples.get(r, [])}
+            for r, n in sorted(self.counts.items())
+        }
+
+    def __repr__(self):
+        return f"SkipLog({dict(sorted(self.counts.items()))})"
 
 # %% ../nbs/00_cache.ipynb #d7e215d9
-def _required_columns(cfg): return [cfg.time_col, 'state', 'x', 'y']
+def _required_columns(cfg):
+    return [cfg.time_col, 'state', 'x', 'y']
+
 
 def _check_header(path, cfg):
-    with open(path, 'r', newline='', encoding='utf-8', errors='replace') as f: first = f.readline()
-    if not first.strip(): return None  # empty file
+    with open(path, 'r', newline='', encoding='utf-8', errors='replace') as f:
+        first = f.readline()
+    if not first.strip():
+        return None  # empty file
     header = [h.strip() for h in next(csv.reader([first]))]
     missing = [c for c in _required_columns(cfg) if c not in header]
-    if missing: raise DataFormatError(f"{path}:1: missing column(s) {missing}; header is {header}")
+    if missing:
+        raise DataFormatError(f"{path}:1: missing column(s) {missing}; header is {header}")
     return header
 
+
 def _read_fast(path, cfg, use_threads=True):
-    "pyarrow parse with typed columns (`use_threads`: pyarrow's own threads within the file); None when any row needs the slow path."
+    """pyarrow parse with typed columns (`use_threads`: pyarrow's own threads within the file); None
+    when any row needs the slow path."""
     bad = []
-    def handler(row): bad.append(row); return 'skip'
+
+    def handler(row):
+        bad.append(row)
+        return 'skip'
+
     cols = _required_columns(cfg)
     try:
-        tbl = pacsv.read_csv(path, read_options=pacsv.ReadOptions(use_threads=use_threads), parse_options=pacsv.ParseOptions(invalid_row_handler=handler),
-                             convert_options=pacsv.ConvertOptions(include_columns=cols,
-                                 column_types={cfg.time_col: pa.float64(), 'x': pa.float64(), 'y': pa.float64(),
-                                               'state': pa.dictionary(pa.int32(), pa.string())}))
-    except pa.ArrowInvalid: return None
-    if bad: return None
+        tbl = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(use_threads=use_threads),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=handler),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=cols,
+                column_types={
+                    cfg.time_col: pa.float64(),
+                    'x': pa.float64(),
+                    'y': pa.float64(),
+                    'state': pa.dictionary(pa.int32(), pa.string()),
+                },
+            ),
+        )
+    except pa.ArrowInvalid:
+        return None
+    if bad:
+        return None
     arr = lambda c: tbl.column(c).to_numpy(zero_copy_only=False)
     n = tbl.num_rows
     t, x, y = (np.asarray(arr(c), dtype=np.float64) for c in (cfg.time_col, 'x', 'y'))
-    st = tbl.column('state').unify_dictionaries().combine_chunks()        # few distinct states: code them once
-    lut = np.array([STATE_CODES.get(str(v).strip(), -1) for v in st.dictionary.to_pylist()] + [-1], np.int8)
+    st = (
+        tbl.column('state').unify_dictionaries().combine_chunks()
+    )  # few distinct states: code them once
+    lut = np.array(
+        [STATE_CODES.get(str(v).strip(), -1) for v in st.dictionary.to_pylist()] + [-1], np.int8
+    )
     codes = lut[st.indices.fill_null(len(lut) - 1).to_numpy(zero_copy_only=False)]
     return t, x, y, codes, np.arange(2, n + 2, dtype=np.int64), []
+
 
 def _read_slow(path, cfg, header):
     "Row-by-row parse that names the line of every malformed row."
     idx = [header.index(c) for c in _required_columns(cfg)]
     t, x, y, st, lines, bad = [], [], [], [], [], []
     with open(path, 'r', newline='', encoding='utf-8', errors='replace') as f:
-        rd = csv.reader(f); next(rd)
+        rd = csv.reader(f)
+        next(rd)
         for row in rd:
             ln = rd.line_num
-            if not row or all(not c.strip() for c in row): continue
-            if len(row) != len(header): bad.append((ln, f'malformed: {len(row)} fields, header has {len(header)}')); continue
-            try: vals = [float(row[i]) for i in (idx[0], idx[2], idx[3])]
-            except ValueError: bad.append((ln, f'malformed: non-numeric value in {[row[i] for i in (idx[0], idx[2], idx[3])]}')); continue
-            t.append(vals[0]); x.append(vals[1]); y.append(vals[2]); st.append(row[idx[1]].strip()); lines.append(ln)
+            if not row or all(not c.strip() for c in row):
+                continue
+            if len(row) != len(header):
+                bad.append((ln, f'malformed: {len(row)} fields, header has {len(header)}'))
+                continue
+            raw = [row[i] for i in (idx[0], idx[2], idx[3])]
+            try:
+                vals = [float(v) for v in raw]
+            except ValueError:
+                bad.append((ln, f'malformed: non-numeric value in {raw}'))
+                continue
+            t.append(vals[0])
+            x.append(vals[1])
+            y.append(vals[2])
+            st.append(row[idx[1]].strip())
+            lines.append(ln)
     codes = np.array([STATE_CODES.get(v, -1) for v in st], dtype=np.int8)
-    return (np.array(t, dtype=np.float64), np.array(x, dtype=np.float64), np.array(y, dtype=np.float64),
-            codes, np.array(lines, dtype=np.int64), bad)
+    return (
+        np.array(t, dtype=np.float64),
+        np.array(x, dtype=np.float64),
+        np.array(y, dtype=np.float64),
+        codes,
+        np.array(lines, dtype=np.int64),
+        bad,
+    )
 
 # %% ../nbs/00_cache.ipynb #c9246165
-def read_session_csv(path, user=None, cfg: CacheConfig = None, skips: SkipLog = None,
-                     use_threads=True) -> Session | None:   # False when the caller already reads several files at once
-    "Read one raw session log by column name; returns None (counted in `skips`) for a file with no events."
+def read_session_csv(
+    path,
+    user=None,
+    cfg: CacheConfig = None,
+    skips: SkipLog = None,
+    use_threads=True,  # False when the caller already reads several files at once
+) -> Session | None:
+    """Read one raw session log by column name; returns None (counted in `skips`) for a file with
+    no events."""
     cfg, skips = cfg or CacheConfig(), skips if skips is not None else SkipLog()
     path = Path(path)
-    try: header = _check_header(path, cfg)
-    except OSError as e: raise DataFormatError(f"{path}: cannot read: {e}") from e
+    try:
+        header = _check_header(path, cfg)
+    except OSError as e:
+        raise DataFormatError(f"{path}: cannot read: {e}") from e
     if header is None:
-        if cfg.on_bad == 'raise': raise DataFormatError(f"{path}: empty file")
-        skips.add('empty_file', [str(path)]); return None
+        if cfg.on_bad == 'raise':
+            raise DataFormatError(f"{path}: empty file")
+        skips.add('empty_file', [str(path)])
+        return None
     res = _read_fast(path, cfg, use_threads) or _read_slow(path, cfg, header)
     t, x, y, st, lines, bad = res
     if bad:
-        if cfg.on_bad == 'raise': raise DataFormatError(f"{path}:{bad[0][0]}: {bad[0][1]}")
+        if cfg.on_bad == 'raise':
+            raise DataFormatError(f"{path}:{bad[0][0]}: {bad[0][1]}")
         skips.add('malformed_row', [f"{path}:{ln}: {why}" for ln, why in bad])
-    sess = Session(user=str(user if user is not None else path.parent.name), name=path.name, path=str(path),
-                   t=t, x=x, y=y, state=st, line=lines)
+    sess = Session(
+        user=str(user if user is not None else path.parent.name),
+        name=path.name,
+        path=str(path),
+        t=t,
+        x=x,
+        y=y,
+        state=st,
+        line=lines,
+    )
     return clean_session(sess, cfg, skips)
 
+
 def clean_session(sess: Session, cfg: CacheConfig = None, skips: SkipLog = None) -> Session | None:
-    "Drop (and count) NaN rows and rows whose time goes backwards; convert and round times to whole ms."
+    """Drop (and count) NaN rows and rows whose time goes backwards; convert and round times to
+    whole ms."""
     cfg, skips = cfg or CacheConfig(), skips if skips is not None else SkipLog()
     t, x, y, st, lines, path = sess.t, sess.x, sess.y, sess.state, sess.line, sess.path
     # NaN or missing values in time or position
     nan = ~(np.isfinite(t) & np.isfinite(x) & np.isfinite(y))
     if nan.any():
-        if cfg.on_bad == 'raise': raise DataFormatError(f"{path}:{lines[nan][0]}: NaN or empty value in {cfg.time_col}/x/y")
-        skips.add('nan', [f"{path}:{ln}" for ln in lines[nan][:skips.max_examples]], n=int(nan.sum()))
+        if cfg.on_bad == 'raise':
+            raise DataFormatError(
+                f"{path}:{lines[nan][0]}: NaN or empty value in {cfg.time_col}/x/y"
+            )
+        skips.add(
+            'nan', [f"{path}:{ln}" for ln in lines[nan][: skips.max_examples]], n=int(nan.sum())
+        )
         t, x, y, st, lines = t[~nan], x[~nan], y[~nan], st[~nan], lines[~nan]
-    if cfg.time_unit == 'ms': t = t / 1000.
-    if cfg.round_ms: t = np.round(t * 1000.) / 1000.
+    if cfg.time_unit == 'ms':
+        t = t / 1000.0
+    if cfg.round_ms:
+        t = np.round(t * 1000.0) / 1000.0
     # timestamps that go backwards: the row is not trusted
     prev_max = np.maximum.accumulate(np.concatenate([[-np.inf], t[:-1]]))
     back = t < prev_max
     if back.any():
-        if cfg.on_bad == 'raise': raise DataFormatError(f"{path}:{lines[back][0]}: timestamp {t[back][0]} goes backwards (earlier row had {prev_max[back][0]})")
-        skips.add('non_monotonic', [f"{path}:{ln}" for ln in lines[back][:skips.max_examples]], n=int(back.sum()))
+        if cfg.on_bad == 'raise':
+            raise DataFormatError(
+                f"{path}:{lines[back][0]}: timestamp {t[back][0]} goes backwards "
+                f"(earlier row had {prev_max[back][0]})"
+            )
+        skips.add(
+            'non_monotonic',
+            [f"{path}:{ln}" for ln in lines[back][: skips.max_examples]],
+            n=int(back.sum()),
+        )
         t, x, y, st, lines = t[~back], x[~back], y[~back], st[~back], lines[~back]
     if len(t) == 0:
-        skips.add('empty_session', [str(path)]); return None
+        skips.add('empty_session', [str(path)])
+        return None
     return replace(sess, t=t, x=x, y=y, state=st, line=lines)
 
 # %% ../nbs/00_cache.ipynb #4ebe61c6
 def find_session_files(data_dir) -> list[tuple[str, Path]]:
     "All session files under `data_dir` as sorted (user, path) pairs; an error if there are none."
     data_dir = Path(data_dir).expanduser()
-    if not data_dir.is_dir(): raise FileNotFoundError(f"data directory {data_dir} does not exist or is not a directory")
-    if (data_dir/'training_files').is_dir(): data_dir = data_dir/'training_files'
-    files = sorted(p for p in data_dir.rglob('*') if p.is_file() and not p.name.startswith('.')
-                   and p.suffix.lower() not in ('.md', '.txt', '.zip', '.json', '.pt', '.py'))
-    if not files: raise DataFormatError(f"{data_dir}: no session files found (expected <user>/<session> CSV files)")
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"data directory {data_dir} does not exist or is not a directory")
+    if (data_dir / 'training_files').is_dir():
+        data_dir = data_dir / 'training_files'
+    files = sorted(
+        p
+        for p in data_dir.rglob('*')
+        if p.is_file()
+        and not p.name.startswith('.')
+        and p.suffix.lower() not in ('.md', '.txt', '.zip', '.json', '.pt', '.py')
+    )
+    if not files:
+        raise DataFormatError(
+            f"{data_dir}: no session files found (expected <user>/<session> CSV files)"
+        )
     return [(p.parent.name, p) for p in files]
 
 # %% ../nbs/00_cache.ipynb #f5e9f9e6
 BALABIT_URL = 'https://github.com/balabit/Mouse-Dynamics-Challenge/archive/refs/heads/master.zip'
 
+
 def download_balabit(dest='data/balabit', url=BALABIT_URL, timeout=60) -> Path:
-    "Download the Balabit archive from `url` and unpack its `training_files` into `dest`; returns `dest/training_files`."
-    dest = Path(dest); dest.mkdir(parents=True, exist_ok=True)
+    """Download the Balabit archive from `url` and unpack its `training_files` into `dest`; returns
+    `dest/training_files`."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as td:
-        zpath = Path(td)/'balabit.zip'
-        with urllib.request.urlopen(url, timeout=timeout) as r, open(zpath, 'wb') as f: shutil.copyfileobj(r, f)
-        try: zf = zipfile.ZipFile(zpath)
-        except zipfile.BadZipFile as e: raise DataFormatError(f"{url}: not a zip archive") from e
+        zpath = Path(td) / 'balabit.zip'
+        with urllib.request.urlopen(url, timeout=timeout) as r, open(zpath, 'wb') as f:
+            shutil.copyfileobj(r, f)
+        try:
+            zf = zipfile.ZipFile(zpath)
+        except zipfile.BadZipFile as e:
+            raise DataFormatError(f"{url}: not a zip archive") from e
         with zf:
-            members = [m for m in zf.namelist() if '/training_files/' in m or m.startswith('training_files/')]
-            if not members: raise DataFormatError(f"{url}: archive has no training_files/ folder")
+            members = [
+                m
+                for m in zf.namelist()
+                if '/training_files/' in m or m.startswith('training_files/')
+            ]
+            if not members:
+                raise DataFormatError(f"{url}: archive has no training_files/ folder")
             for m in members:
-                rel = m[m.index('training_files/'):]
-                if m.endswith('/') or '..' in Path(rel).parts: continue
-                out = dest/rel; out.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(m) as src, open(out, 'wb') as f: shutil.copyfileobj(src, f)
-    return dest/'training_files'
+                rel = m[m.index('training_files/') :]
+                if m.endswith('/') or '..' in Path(rel).parts:
+                    continue
+                out = dest / rel
+                out.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(m) as src, open(out, 'wb') as f:
+                    shutil.copyfileobj(src, f)
+    return dest / 'training_files'
 
 # %% ../nbs/00_cache.ipynb #02792881
-SYNTH_DEFAULTS = dict(n_users=6, sessions_per_user=4, gestures_per_session=80, mu_D=math.log(0.8), sigma_D=0.4,
-                      tick=0.015625, periods=(3, 7), dup=(0.05, 0.10, 0.20, 0.04, 0.08, 0.30), screen=(1920, 1080))
+SYNTH_DEFAULTS = dict(
+    n_users=6,
+    sessions_per_user=4,
+    gestures_per_session=80,
+    mu_D=math.log(0.8),
+    sigma_D=0.4,
+    tick=0.015625,
+    periods=(3, 7),
+    dup=(0.05, 0.10, 0.20, 0.04, 0.08, 0.30),
+    screen=(1920, 1080),
+)
+
 
 def _stroke_fraction(u, m=math.log(0.35), s=0.45):
-    "Sigma-lognormal distance fraction at normalised time u∈[0,1]: Φ((ln u − m)/s), rescaled to reach 1 at u=1."
+    """Sigma-lognormal distance fraction at normalised time u∈[0,1]: Φ((ln u − m)/s), rescaled to
+    reach 1 at u=1."""
     from scipy.special import ndtr
-    u = np.clip(u, 1e-9, 1.)
-    return ndtr((np.log(u) - m) / s) / ndtr((0. - m) / s)
+
+    u = np.clip(u, 1e-9, 1.0)
+    return ndtr((np.log(u) - m) / s) / ndtr((0.0 - m) / s)
+
 
 def _synth_gesture(rng, start, D, period, dup, tick, screen):
     "One stroke from `start`: event times (s, on the client's poll grid) and integer positions."
@@ -227,25 +369,40 @@ def _synth_gesture(rng, start, D, period, dup, tick, screen):
     dist = float(np.exp(rng.uniform(np.log(40), np.log(700))))
     ang = rng.uniform(0, 2 * np.pi)
     vec = np.array([np.cos(ang), np.sin(ang)]) * dist
-    end = np.clip(start + vec, 5, [W - 5, H - 5]); vec = end - start
-    perp = np.array([-vec[1], vec[0]]); bow = rng.normal(0, 0.12)
+    end = np.clip(start + vec, 5, [W - 5, H - 5])
+    vec = end - start
+    perp = np.array([-vec[1], vec[0]])
+    bow = rng.normal(0, 0.12)
     polls = np.arange(period, D, period)
+
     def pos(t):
         f = _stroke_fraction(np.asarray(t) / D)
-        return np.clip(start + f[:, None] * vec + (bow * np.sin(np.pi * f))[:, None] * perp, 0, [W - 1, H - 1])
+        return np.clip(
+            start + f[:, None] * vec + (bow * np.sin(np.pi * f))[:, None] * perp, 0, [W - 1, H - 1]
+        )
+
     p = np.rint(pos(polls)) if len(polls) else np.zeros((0, 2))
-    ts, ps, last = [0.], [np.rint(start)], np.rint(start)
+    ts, ps, last = [0.0], [np.rint(start)], np.rint(start)
     for t, q in zip(polls, p):
         if (q != last).any():
-            if rng.random() < dup:  # the client logs an intermediate position with the same timestamp
-                ts.append(t); ps.append(np.rint((last + q) / 2))
-            ts.append(t); ps.append(q); last = q
-    if (np.rint(end) != last).any() or len(ts) < 2: ts.append(D); ps.append(np.rint(end))
-    else: ts[-1] = D  # the cursor comes to rest at D
+            # the client logs an intermediate position with the same timestamp
+            if rng.random() < dup:
+                ts.append(t)
+                ps.append(np.rint((last + q) / 2))
+            ts.append(t)
+            ps.append(q)
+            last = q
+    if (np.rint(end) != last).any() or len(ts) < 2:
+        ts.append(D)
+        ps.append(np.rint(end))
+    else:
+        ts[-1] = D  # the cursor comes to rest at D
     return np.array(ts), np.array(ps), np.rint(end)
 
+
 def synthetic_sessions(seed=0, **kw) -> list[Session]:
-    "Seeded synthetic sessions (Balabit-like clocks, sigma-lognormal strokes, known log-normal durations)."
+    """Seeded synthetic sessions (Balabit-like clocks, sigma-lognormal strokes, known log-normal
+    durations)."""
     p = {**SYNTH_DEFAULTS, **kw}
     rng = np.random.default_rng(seed)
     tick, sessions = p['tick'], []
@@ -257,135 +414,248 @@ def synthetic_sessions(seed=0, **kw) -> list[Session]:
             T_, X, Y, S = [t0], [pos[0]], [pos[1]], ['Move']
             for g in range(p['gestures_per_session']):
                 t0 += rng.uniform(0.6, 3.0)  # pause before the gesture
-                if rng.random() < 0.03: T_ += [t0 - 0.3]; X += [65535.]; Y += [65535.]; S += ['Move']  # off-window
+                if rng.random() < 0.03:
+                    T_ += [t0 - 0.3]
+                    X += [65535.0]
+                    Y += [65535.0]
+                    S += ['Move']  # off-window
                 D = float(np.exp(rng.normal(p['mu_D'], p['sigma_D'])))
                 ts, ps, pos = _synth_gesture(rng, pos, D, period, dup, tick, p['screen'])
-                T_ += list(t0 + ts); X += list(ps[:, 0]); Y += list(ps[:, 1]); S += ['Move'] * len(ts)
+                T_ += list(t0 + ts)
+                X += list(ps[:, 0])
+                Y += list(ps[:, 1])
+                S += ['Move'] * len(ts)
                 t0 += D
                 if rng.random() < 0.5:  # a click at the end of the gesture
-                    T_ += [t0 + 0.08, t0 + 0.16]; X += [pos[0]] * 2; Y += [pos[1]] * 2; S += ['Pressed', 'Released']; t0 += 0.16
-            t = np.floor(np.array(T_) / tick + 1e-9) * tick            # the 64 Hz timer
-            t = np.round(t, 3) + rng.normal(0, 2e-11, len(t))          # ms clock with float noise
+                    T_ += [t0 + 0.08, t0 + 0.16]
+                    X += [pos[0]] * 2
+                    Y += [pos[1]] * 2
+                    S += ['Pressed', 'Released']
+                    t0 += 0.16
+            t = np.floor(np.array(T_) / tick + 1e-9) * tick  # the 64 Hz timer
+            t = np.round(t, 3) + rng.normal(0, 2e-11, len(t))  # ms clock with float noise
             t[0] = 0.0
-            sessions.append(Session(user=f'user{u}', name=f'session_{seed}{u:02d}{s:02d}', path=f'<synthetic seed={seed}>',
-                                    t=t, x=np.array(X, float), y=np.array(Y, float),
-                                    state=np.array([STATE_CODES[z] for z in S], np.int8), line=np.arange(2, len(t) + 2)))
+            sessions.append(
+                Session(
+                    user=f'user{u}',
+                    name=f'session_{seed}{u:02d}{s:02d}',
+                    path=f'<synthetic seed={seed}>',
+                    t=t,
+                    x=np.array(X, float),
+                    y=np.array(Y, float),
+                    state=np.array([STATE_CODES[z] for z in S], np.int8),
+                    line=np.arange(2, len(t) + 2),
+                )
+            )
     return sessions
 
 # %% ../nbs/00_cache.ipynb #a995f89e
 def write_balabit_session(sess: Session, path):
-    "Write a session in the Balabit raw-log layout (`record timestamp,client timestamp,button,state,x,y`)."
+    """Write a session in the Balabit raw-log layout (`record timestamp,client
+    timestamp,button,state,x,y`)."""
     names = {v: k for k, v in STATE_CODES.items()}
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, 'w', newline='') as f:
-        w = csv.writer(f); w.writerow(['record timestamp', 'client timestamp', 'button', 'state', 'x', 'y'])
+        w = csv.writer(f)
+        w.writerow(['record timestamp', 'client timestamp', 'button', 'state', 'x', 'y'])
         for t, x, y, s in zip(sess.t, sess.x, sess.y, sess.state):
             st = names.get(int(s), 'Move')
-            w.writerow([f'{t + 0.05:.12g}', f'{t:.12g}', 'Left' if st in ('Pressed', 'Released', 'Drag') else 'NoButton', st, int(x), int(y)])
+            w.writerow(
+                [
+                    f'{t + 0.05:.12g}',
+                    f'{t:.12g}',
+                    'Left' if st in ('Pressed', 'Released', 'Drag') else 'NoButton',
+                    st,
+                    int(x),
+                    int(y),
+                ]
+            )
 
 # %% ../nbs/00_cache.ipynb #b83e73a9
 @dataclass
 class Gesture:
     "One gesture: pixel deltas and Δt (seconds) of its L steps."
+
     user: str
     session: str
-    dxdy: np.ndarray   # float32 [L,2] pixels
-    dt: np.ndarray     # float64 [L] seconds
-    line: int          # file line of its first event
+    dxdy: np.ndarray  # float32 [L,2] pixels
+    dt: np.ndarray  # float64 [L] seconds
+    line: int  # file line of its first event
+
 
 @dataclass
 class Gestures:
-    "Many gestures stored flat (columnar): the steps of gesture i are rows `offsets[i] : offsets[i] + lengths[i]`."
-    dxdy: np.ndarray      # float32 [S,2]
-    dt: np.ndarray        # float64 [S]
-    lengths: np.ndarray   # int64 [G]
-    user: np.ndarray      # object [G]
-    session: np.ndarray   # object [G]
-    line: np.ndarray      # int64 [G]
+    """Many gestures stored flat (columnar): the steps of gesture i are rows `offsets[i] :
+    offsets[i] + lengths[i]`."""
+
+    dxdy: np.ndarray  # float32 [S,2]
+    dt: np.ndarray  # float64 [S]
+    lengths: np.ndarray  # int64 [G]
+    user: np.ndarray  # object [G]
+    session: np.ndarray  # object [G]
+    line: np.ndarray  # int64 [G]
+
     @property
-    def offsets(self): return np.r_[0, np.cumsum(self.lengths)[:-1]].astype(np.int64)
-    def __len__(self): return len(self.lengths)
+    def offsets(self):
+        return np.r_[0, np.cumsum(self.lengths)[:-1]].astype(np.int64)
+
+    def __len__(self):
+        return len(self.lengths)
+
     def __getitem__(self, i):
         o, L = int(self.offsets[i]), int(self.lengths[i])
-        return Gesture(self.user[i], self.session[i], self.dxdy[o:o + L], self.dt[o:o + L], int(self.line[i]))
-    def __iter__(self): return (self[i] for i in range(len(self)))
+        return Gesture(
+            self.user[i],
+            self.session[i],
+            self.dxdy[o : o + L],
+            self.dt[o : o + L],
+            int(self.line[i]),
+        )
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
     def select(self, keep):
         "The gestures where the boolean `keep` [G] is True."
         keep = np.asarray(keep, bool)
         steps = np.repeat(keep, self.lengths)
-        return Gestures(self.dxdy[steps], self.dt[steps], self.lengths[keep], self.user[keep], self.session[keep], self.line[keep])
+        return Gestures(
+            self.dxdy[steps],
+            self.dt[steps],
+            self.lengths[keep],
+            self.user[keep],
+            self.session[keep],
+            self.line[keep],
+        )
+
     @classmethod
     def concat(cls, parts):
         parts = list(parts)
-        if not parts: return cls(np.zeros((0, 2), np.float32), np.zeros(0), np.zeros(0, np.int64), np.zeros(0, object), np.zeros(0, object), np.zeros(0, np.int64))
-        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in ('dxdy', 'dt', 'lengths', 'user', 'session', 'line')))
+        if not parts:
+            return cls(
+                np.zeros((0, 2), np.float32),
+                np.zeros(0),
+                np.zeros(0, np.int64),
+                np.zeros(0, object),
+                np.zeros(0, object),
+                np.zeros(0, np.int64),
+            )
+        return cls(
+            *(
+                np.concatenate([getattr(p, f) for p in parts])
+                for f in ('dxdy', 'dt', 'lengths', 'user', 'session', 'line')
+            )
+        )
+
 
 def _flat_steps(a, n):
     "Row indices a_i, a_i+1, …, a_i+n_i−1 of every run, concatenated."
     total = int(n.sum())
     return np.repeat(a, n) + (np.arange(total) - np.repeat(np.cumsum(n) - n, n))
 
+
 def segment_session(sess: Session, cfg: CacheConfig = None, skips: SkipLog = None) -> Gestures:
     "Cut one session into gestures; every dropped row or run is counted in `skips`."
     cfg, skips = cfg or CacheConfig(), skips if skips is not None else SkipLog()
     t, x, y, st, ln = sess.t, sess.x, sess.y, sess.state, sess.line
-    where = lambda rows: [f"{sess.path}:{l}" for l in ln[rows][:skips.max_examples]]
+    where = lambda rows: [f"{sess.path}:{l}" for l in ln[rows][: skips.max_examples]]
     # 1. exact duplicate rows
     dup = np.zeros(len(t), bool)
     dup[1:] = (t[1:] == t[:-1]) & (x[1:] == x[:-1]) & (y[1:] == y[:-1]) & (st[1:] == st[:-1])
-    if dup.any(): skips.add('duplicate_row', where(dup), n=int(dup.sum()))
+    if dup.any():
+        skips.add('duplicate_row', where(dup), n=int(dup.sum()))
     keep = ~dup
     t, x, y, st, ln = t[keep], x[keep], y[keep], st[keep], ln[keep]
     # 2. off-window sentinels: dropped, and they break the gesture
     off = (x > cfg.sentinel) | (y > cfg.sentinel) | (x < 0) | (y < 0)
-    if off.any(): skips.add('offscreen', where(off), n=int(off.sum()))
+    if off.any():
+        skips.add('offscreen', where(off), n=int(off.sum()))
     move = np.isin(st, [STATE_CODES[s] for s in MOVE_STATES]) & ~off
     # 3. a gesture is a run of movement rows with no break between neighbours
     brk = np.ones(len(t), bool)
     brk[1:] = ~move[:-1] | ~move[1:] | (np.diff(t) > cfg.pause) | (st[1:] != st[:-1])
-    first = np.flatnonzero(move & brk)                        # first row of each run
-    last = np.flatnonzero(move & np.r_[brk[1:], True])        # last row of each run
-    a, n = first, last - first                                # start row, number of steps
+    first = np.flatnonzero(move & brk)  # first row of each run
+    last = np.flatnonzero(move & np.r_[brk[1:], True])  # last row of each run
+    a, n = first, last - first  # start row, number of steps
+
     # 4./5. thresholds, each counted
     def drop(bad, reason):
-        if bad.any(): skips.add(reason, where(a[bad]), n=int(bad.sum()))
+        if bad.any():
+            skips.add(reason, where(a[bad]), n=int(bad.sum()))
         return ~bad
-    if cfg.long_policy == 'drop': k = drop(n > cfg.T, 'longer_than_T'); a, n = a[k], n[k]
+
+    if cfg.long_policy == 'drop':
+        k = drop(n > cfg.T, 'longer_than_T')
+        a, n = a[k], n[k]
     else:
         reps = np.maximum(1, -(-n // cfg.T))
         piece = np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
-        a, n = np.repeat(a, reps) + piece * cfg.T, np.minimum(cfg.T, np.repeat(n, reps) - piece * cfg.T)
-    k = drop(n < cfg.min_steps, 'too_short'); a, n = a[k], n[k]
-    k = drop(t[a + n] - t[a] <= 0, 'zero_duration'); a, n = a[k], n[k]
-    moved = np.r_[0., np.cumsum(np.abs(np.diff(x)) + np.abs(np.diff(y)))]
-    k = drop(moved[a + n] - moved[a] <= 0, 'no_movement'); a, n = a[k], n[k]
-    r = _flat_steps(a, n)                                      # step r goes from row r to row r+1
+        a, n = (
+            np.repeat(a, reps) + piece * cfg.T,
+            np.minimum(cfg.T, np.repeat(n, reps) - piece * cfg.T),
+        )
+    k = drop(n < cfg.min_steps, 'too_short')
+    a, n = a[k], n[k]
+    k = drop(t[a + n] - t[a] <= 0, 'zero_duration')
+    a, n = a[k], n[k]
+    moved = np.r_[0.0, np.cumsum(np.abs(np.diff(x)) + np.abs(np.diff(y)))]
+    k = drop(moved[a + n] - moved[a] <= 0, 'no_movement')
+    a, n = a[k], n[k]
+    r = _flat_steps(a, n)  # step r goes from row r to row r+1
     G = len(a)
-    return Gestures(dxdy=np.stack([x[r + 1] - x[r], y[r + 1] - y[r]], 1).astype(np.float32), dt=t[r + 1] - t[r],
-                    lengths=n.astype(np.int64), user=np.full(G, sess.user, object), session=np.full(G, sess.name, object),
-                    line=ln[a].astype(np.int64))
+    return Gestures(
+        dxdy=np.stack([x[r + 1] - x[r], y[r + 1] - y[r]], 1).astype(np.float32),
+        dt=t[r + 1] - t[r],
+        lengths=n.astype(np.int64),
+        user=np.full(G, sess.user, object),
+        session=np.full(G, sess.name, object),
+        line=ln[a].astype(np.int64),
+    )
 
 # %% ../nbs/00_cache.ipynb #c73b3ec2
-FEATURE_NAMES = ['log_path_length', 'log_net_distance', 'net_cos', 'net_sin', 'straightness', 'mean_abs_turn',
-                 *[f'octant_{i}' for i in range(8)], 'frac_steps', 'log_steps']
+FEATURE_NAMES = [
+    'log_path_length',
+    'log_net_distance',
+    'net_cos',
+    'net_sin',
+    'straightness',
+    'mean_abs_turn',
+    *[f'octant_{i}' for i in range(8)],
+    'frac_steps',
+    'log_steps',
+]
+
 
 def gesture_features_from_steps(steps: torch.Tensor, lengths: torch.Tensor, T: int) -> torch.Tensor:
-    "Raw conditioning features [N,F] of N gestures given flat: their valid steps `steps` [S,2] (pixels, gesture after gesture) and `lengths` [N]."
-    d = torch.as_tensor(steps, dtype=torch.float32); L = torch.as_tensor(lengths, dtype=torch.int64, device=d.device)
+    """Raw conditioning features [N,F] of N gestures given flat: their valid steps `steps` [S,2]
+    (pixels, gesture after gesture) and `lengths` [N]."""
+    d = torch.as_tensor(steps, dtype=torch.float32)
+    L = torch.as_tensor(lengths, dtype=torch.int64, device=d.device)
     N = len(L)
-    if d.ndim != 2 or d.shape[-1] != 2: raise ValueError(f"steps must be [S,2] pixel deltas, got {tuple(d.shape)}")
+    if d.ndim != 2 or d.shape[-1] != 2:
+        raise ValueError(f"steps must be [S,2] pixel deltas, got {tuple(d.shape)}")
     if (L < 0).any() or int(L.sum()) != len(d):
-        raise ValueError(f"lengths must be ≥ 0 and sum to the number of steps ({len(d)}), got sum {int(L.sum())}")
-    seg = torch.repeat_interleave(torch.arange(N, device=d.device), L)      # the gesture of each step
-    per_gesture = lambda v, at=seg: torch.zeros((N, *v.shape[1:]), dtype=v.dtype, device=d.device).index_add_(0, at, v)
-    step = torch.hypot(d[:, 0], d[:, 1])                    # |Δp_i|
-    path = per_gesture(step)                                # Σ|Δp_i|
-    net = per_gesture(d); dist = net.norm(dim=-1)           # |Σ Δp_i|
-    ang = torch.atan2(net[:, 1], net[:, 0])                 # screen coordinates: +y points down
+        raise ValueError(
+            f"lengths must be ≥ 0 and sum to the number of steps ({len(d)}), got sum {int(L.sum())}"
+        )
+    seg = torch.repeat_interleave(torch.arange(N, device=d.device), L)  # the gesture of each step
+    per_gesture = lambda v, at=seg: torch.zeros(
+        (N, *v.shape[1:]), dtype=v.dtype, device=d.device
+    ).index_add_(0, at, v)
+    step = torch.hypot(d[:, 0], d[:, 1])  # |Δp_i|
+    path = per_gesture(step)  # Σ|Δp_i|
+    net = per_gesture(d)
+    dist = net.norm(dim=-1)  # |Σ Δp_i|
+    ang = torch.atan2(net[:, 1], net[:, 0])  # screen coordinates: +y points down
     moved = dist > 0
-    cos = torch.where(moved, torch.cos(ang), torch.zeros_like(ang)); sin = torch.where(moved, torch.sin(ang), torch.zeros_like(ang))
-    straight = torch.where(path > 0, dist / path.clamp_min(1e-9), torch.zeros_like(path)).clamp(0, 1)
-    # curvature: mean |turn angle| between consecutive steps of a gesture that both move; turn = atan2(a × b, a · b)
+    cos = torch.where(moved, torch.cos(ang), torch.zeros_like(ang))
+    sin = torch.where(moved, torch.sin(ang), torch.zeros_like(ang))
+    straight = torch.where(path > 0, dist / path.clamp_min(1e-9), torch.zeros_like(path)).clamp(
+        0, 1
+    )
+    # curvature: mean |turn angle| between consecutive steps of a gesture that both move;
+    # turn = atan2(a × b, a · b)
     a_, b_ = d[:-1], d[1:]
     turn = torch.atan2(a_[:, 0] * b_[:, 1] - a_[:, 1] * b_[:, 0], (a_ * b_).sum(-1))
     ok = ((seg[:-1] == seg[1:]) & (step[:-1] > 0) & (step[1:] > 0)).to(d.dtype)
@@ -393,13 +663,29 @@ def gesture_features_from_steps(steps: torch.Tensor, lengths: torch.Tensor, T: i
     octant = torch.floor(torch.remainder(ang, 2 * math.pi) / (math.pi / 4)).long().clamp(0, 7)
     oct1h = torch.nn.functional.one_hot(octant, 8).to(d.dtype) * moved[:, None]
     Lf = L.to(d.dtype)
-    return torch.cat([torch.log1p(path)[:, None], torch.log1p(dist)[:, None], cos[:, None], sin[:, None],
-                      straight[:, None], mean_turn[:, None], oct1h, (Lf / T)[:, None], torch.log(Lf.clamp_min(1))[:, None]], 1)
+    return torch.cat(
+        [
+            torch.log1p(path)[:, None],
+            torch.log1p(dist)[:, None],
+            cos[:, None],
+            sin[:, None],
+            straight[:, None],
+            mean_turn[:, None],
+            oct1h,
+            (Lf / T)[:, None],
+            torch.log(Lf.clamp_min(1))[:, None],
+        ],
+        1,
+    )
+
 
 def gesture_features(dxdy: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    "Raw conditioning features [B,F] of paths `dxdy` [B,T,2] (pixels) with valid-step `mask` [B,T] (the first L steps of each row)."
-    dxdy = torch.as_tensor(dxdy, dtype=torch.float32); mask = torch.as_tensor(mask, device=dxdy.device).bool()
+    """Raw conditioning features [B,F] of paths `dxdy` [B,T,2] (pixels) with valid-step `mask` [B,T]
+    (the first L steps of each row)."""
+    dxdy = torch.as_tensor(dxdy, dtype=torch.float32)
+    mask = torch.as_tensor(mask, device=dxdy.device).bool()
     return gesture_features_from_steps(dxdy[mask], mask.sum(1), dxdy.shape[1])
+
 
 def standardize_features(features, stats) -> torch.Tensor:
     "(features − mean) / std with the train-positive statistics of a cache."
@@ -411,28 +697,38 @@ def split_sessions(session_keys, fracs=(0.7, 0.15, 0.15), seed=0) -> dict:
     "Map each (user, session) key to 'train', 'val' or 'test', per user, seeded."
     rng = np.random.default_rng(seed)
     by_user = {}
-    for k in sorted(set(session_keys)): by_user.setdefault(k[0], []).append(k)
+    for k in sorted(set(session_keys)):
+        by_user.setdefault(k[0], []).append(k)
     out = {}
     for u in sorted(by_user):
-        ks = by_user[u]; ks = [ks[i] for i in rng.permutation(len(ks))]
+        ks = by_user[u]
+        ks = [ks[i] for i in rng.permutation(len(ks))]
         n = len(ks)
         n_val = max(1, round(fracs[1] * n)) if n >= 3 and fracs[1] > 0 else 0
         n_test = max(1, round(fracs[2] * n)) if n >= 3 and fracs[2] > 0 else 0
-        for i, k in enumerate(ks): out[k] = 'val' if i < n_val else 'test' if i < n_val + n_test else 'train'
+        for i, k in enumerate(ks):
+            out[k] = 'val' if i < n_val else 'test' if i < n_val + n_test else 'train'
     return out
 
 # %% ../nbs/00_cache.ipynb #d8ed1342
-def estimate_tick(dt, tol=1.5e-3, min_share=0.9, lo=6e-3, hi=60e-3, step=1.25e-4) -> tuple[float, float]:
-    "Largest clock period in [lo, hi] s that ≥ `min_share` of the positive gaps are multiples of (±`tol`); (0, share) if none."
-    v = np.asarray(dt, np.float64); v = v[(v > 0) & (v < 0.3)]
-    if len(v) == 0: return 0.0, 0.0
+def estimate_tick(
+    dt, tol=1.5e-3, min_share=0.9, lo=6e-3, hi=60e-3, step=1.25e-4
+) -> tuple[float, float]:
+    """Largest clock period in [lo, hi] s that ≥ `min_share` of the positive gaps are multiples of
+    (±`tol`); (0, share) if none."""
+    v = np.asarray(dt, np.float64)
+    v = v[(v > 0) & (v < 0.3)]
+    if len(v) == 0:
+        return 0.0, 0.0
     vals, cnt = np.unique(np.round(v, 4), return_counts=True)
     cands = np.arange(lo, hi + step / 2, step)
     k = np.maximum(np.round(vals[None] / cands[:, None]), 1)
     share = ((np.abs(vals[None] - k * cands[:, None]) <= tol) * cnt).sum(1) / cnt.sum()
     ok = np.flatnonzero(share >= min_share)
-    if len(ok) == 0: return 0.0, float(share.max())
-    top = ok[-1]; near = np.flatnonzero(np.abs(cands - cands[top]) <= 1e-3)   # refine around the largest
+    if len(ok) == 0:
+        return 0.0, float(share.max())
+    top = ok[-1]
+    near = np.flatnonzero(np.abs(cands - cands[top]) <= 1e-3)  # refine around the largest
     best = near[np.argmax(share[near])]
     return float(cands[best]), float(share[best])
 
@@ -442,176 +738,317 @@ def _hash_files(files) -> str:
     for user, p in files:
         h.update(f'{user}/{p.name}:{p.stat().st_size}\n'.encode())
         with open(p, 'rb') as f:
-            for chunk in iter(lambda: f.read(1 << 22), b''): h.update(chunk)
+            for chunk in iter(lambda: f.read(1 << 22), b''):
+                h.update(chunk)
     return h.hexdigest()
 
+
 def cache_fingerprint(source: str, cfg: CacheConfig, synth: dict = None) -> str:
-    "Hash of the data (file bytes, or the synthetic generator's parameters), the config and the cache format."
+    """Hash of the data (file bytes, or the synthetic generator's parameters), the config and the
+    cache format."""
     from factored_timing import __version__
-    payload = json.dumps({'source': source, 'config': asdict(cfg), 'synthetic': synth, 'format': CACHE_FORMAT,
-                          'code': __version__}, sort_keys=True, default=str)
+
+    payload = json.dumps(
+        {
+            'source': source,
+            'config': asdict(cfg),
+            'synthetic': synth,
+            'format': CACHE_FORMAT,
+            'code': __version__,
+        },
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
 
 # %% ../nbs/00_cache.ipynb #6e19acc3
-def lengths_to_mask(lengths, T:int):
-    "Boolean mask [B,T], True on the first `lengths[b]` steps (torch in, torch out; NumPy in, NumPy out)."
-    if isinstance(lengths, torch.Tensor): return torch.arange(T, device=lengths.device)[None] < lengths[:, None]
+def lengths_to_mask(lengths, T: int):
+    """Boolean mask [B,T], True on the first `lengths[b]` steps (torch in, torch out; NumPy in,
+    NumPy out)."""
+    if isinstance(lengths, torch.Tensor):
+        return torch.arange(T, device=lengths.device)[None] < lengths[:, None]
     return np.arange(T)[None] < np.asarray(lengths).reshape(-1, 1)
 
 # %% ../nbs/00_cache.ipynb #fd65097b
-STEP_KEYS = ('dxdy', 'dt', 'profile')   # stored ragged: only the valid steps, re-padded on load
+STEP_KEYS = ('dxdy', 'dt', 'profile')  # stored ragged: only the valid steps, re-padded on load
+
 
 def _split_tensors(gs: Gestures, T, user_ids, session_ids):
-    """What a split file stores: the valid steps only, flat (`steps_dxdy` as whole-pixel int16 when exact, `steps_dt`, `steps_profile`),
-    per-gesture lengths, D, log D, features and ids. No padding, no mask, no Dirichlet target: `_from_disk` derives them."""
+    """What a split file stores: the valid steps only, flat (`steps_dxdy` as whole-pixel int16
+    when exact, `steps_dt`, `steps_profile`), per-gesture lengths, D, log D, features and ids.
+    No padding, no mask, no Dirichlet target: `_from_disk` derives them."""
     L = gs.lengths
-    D = np.add.reduceat(gs.dt, gs.offsets)                      # D = ΣΔt per gesture (every gesture has ≥ 1 step)
-    w = gs.dt / np.repeat(D, L)                                 # exact profile w = Δt / D on the valid steps
+    D = np.add.reduceat(gs.dt, gs.offsets)  # D = ΣΔt per gesture (every gesture has ≥ 1 step)
+    w = gs.dt / np.repeat(D, L)  # exact profile w = Δt / D on the valid steps
     px = gs.dxdy
-    if px.size and np.abs(px).max() < 2**15 and (px == np.round(px)).all(): px = px.astype(np.int16)
-    return {'steps_dxdy': torch.from_numpy(px), 'steps_dt': torch.from_numpy(gs.dt.astype(np.float32)),
-            'steps_profile': torch.from_numpy(w.astype(np.float32)), 'lengths': torch.from_numpy(L.astype(np.int64)),
-            'duration': torch.from_numpy(D.astype(np.float32)), 'log_duration': torch.from_numpy(np.log(D).astype(np.float32)),
-            'features': gesture_features_from_steps(torch.from_numpy(gs.dxdy), torch.from_numpy(L), T),
-            'user': torch.from_numpy(user_ids), 'session': torch.from_numpy(session_ids),
-            'positive': torch.ones(len(gs), dtype=torch.int64)}
+    if px.size and np.abs(px).max() < 2**15 and (px == np.round(px)).all():
+        px = px.astype(np.int16)
+    return {
+        'steps_dxdy': torch.from_numpy(px),
+        'steps_dt': torch.from_numpy(gs.dt.astype(np.float32)),
+        'steps_profile': torch.from_numpy(w.astype(np.float32)),
+        'lengths': torch.from_numpy(L.astype(np.int64)),
+        'duration': torch.from_numpy(D.astype(np.float32)),
+        'log_duration': torch.from_numpy(np.log(D).astype(np.float32)),
+        'features': gesture_features_from_steps(torch.from_numpy(gs.dxdy), torch.from_numpy(L), T),
+        'user': torch.from_numpy(user_ids),
+        'session': torch.from_numpy(session_ids),
+        'positive': torch.ones(len(gs), dtype=torch.int64),
+    }
+
 
 def _std(x, dim=None):
     "Sample std; the population std when there is a single sample (no NaN for a one-gesture split)."
     n = x.shape[0] if dim == 0 else x.numel()
-    return x.std(dim=dim, correction=1 if n > 1 else 0) if dim is not None else x.std(correction=1 if n > 1 else 0)
+    return (
+        x.std(dim=dim, correction=1 if n > 1 else 0)
+        if dim is not None
+        else x.std(correction=1 if n > 1 else 0)
+    )
+
 
 def timing_stats(split: dict, T: int, tick: float, floor: float, n_users: int) -> dict:
-    "Train-positive statistics of a split as stored (ragged): log-duration μ/σ, mean profile E[w] and per-step variance on the [T] grid, Δt median, geometry and feature moments."
-    pos = split['positive'] == 1; L = split['lengths']
-    keep = (lambda v: v) if bool(pos.all()) else (lambda v: v[pos])                    # no copy when every gesture is positive
+    """Train-positive statistics of a split as stored (ragged): log-duration μ/σ, mean profile E[w]
+    and per-step variance on the [T] grid, Δt median, geometry and feature moments."""
+    pos = split['positive'] == 1
+    L = split['lengths']
+    keep = (
+        (lambda v: v) if bool(pos.all()) else (lambda v: v[pos])
+    )  # no copy when every gesture is positive
     steps = (lambda v: v) if bool(pos.all()) else (lambda v: v[torch.repeat_interleave(pos, L)])
-    logD, f, n = keep(split['log_duration']).double(), keep(split['features']).double(), int(pos.sum())
+    logD, f, n = (
+        keep(split['log_duration']).double(),
+        keep(split['features']).double(),
+        int(pos.sum()),
+    )
     w, dtv, valid = (steps(split[k]).double() for k in ('steps_profile', 'steps_dt', 'steps_dxdy'))
-    Lp = keep(L); col = torch.arange(len(w)) - torch.repeat_interleave(torch.cumsum(Lp, 0) - Lp, Lp)   # grid step of each valid step
-    Ew = torch.zeros(T, dtype=torch.float64).index_add_(0, col, w) / n                  # E[w]_t over gestures (zero-padded)
+    Lp = keep(L)
+    col = torch.arange(len(w)) - torch.repeat_interleave(
+        torch.cumsum(Lp, 0) - Lp, Lp
+    )  # grid step of each valid step
+    Ew = (
+        torch.zeros(T, dtype=torch.float64).index_add_(0, col, w) / n
+    )  # E[w]_t over gestures (zero-padded)
     Ew2 = torch.zeros(T, dtype=torch.float64).index_add_(0, col, w * w) / n
-    var = (Ew2 - Ew**2) * (n / (n - 1) if n > 1 else 1.)                                # sample variance per step
-    return {'mu_D': float(logD.mean()), 'sigma_D': float(_std(logD)),
-            'mean_profile': Ew.float(), 'var_profile': var.clamp_min(0).float(),
-            'dt_median': float(np.median(dtv.numpy())), 'zero_share': float((dtv == 0).double().mean()),
-            'tick': float(tick), 'floor': float(floor),
-            'geom_mean': valid.mean(0).float(), 'geom_std': _std(valid, 0).clamp_min(1e-3).float(),
-            'feature_mean': f.mean(0).float(), 'feature_std': _std(f, 0).clamp_min(1e-3).float(),
-            'user_prior': torch.bincount(split['user'][pos], minlength=n_users).double().div(n).float(),
-            'n_users': int(n_users), 'T': int(T), 'n': n}
+    var = (Ew2 - Ew**2) * (n / (n - 1) if n > 1 else 1.0)  # sample variance per step
+    return {
+        'mu_D': float(logD.mean()),
+        'sigma_D': float(_std(logD)),
+        'mean_profile': Ew.float(),
+        'var_profile': var.clamp_min(0).float(),
+        'dt_median': float(np.median(dtv.numpy())),
+        'zero_share': float((dtv == 0).double().mean()),
+        'tick': float(tick),
+        'floor': float(floor),
+        'geom_mean': valid.mean(0).float(),
+        'geom_std': _std(valid, 0).clamp_min(1e-3).float(),
+        'feature_mean': f.mean(0).float(),
+        'feature_std': _std(f, 0).clamp_min(1e-3).float(),
+        'user_prior': torch.bincount(split['user'][pos], minlength=n_users).double().div(n).float(),
+        'n_users': int(n_users),
+        'T': int(T),
+        'n': n,
+    }
 
 # %% ../nbs/00_cache.ipynb #593cbf7b
 SPLITS = ('train', 'val', 'test')
 
+
 def _read_and_segment(user, path, cfg):
-    "One file: read, clean and cut into gestures, with its own skip log (merged in file order by the caller)."
+    """One file: read, clean and cut into gestures, with its own skip log (merged in file order by
+    the caller)."""
     skips = SkipLog()
-    sess = read_session_csv(path, user=user, cfg=cfg, skips=skips, use_threads=False)   # the pool parallelises across files
+    sess = read_session_csv(
+        path, user=user, cfg=cfg, skips=skips, use_threads=False
+    )  # the pool parallelises across files
     return sess, (segment_session(sess, cfg, skips) if sess is not None else None), skips
 
+
 def _load_gestures(dataset, data_dir, cfg, synth, skips):
-    "[(session, its gestures)] of a dataset, in file order, and what identifies its data for the fingerprint."
+    """[(session, its gestures)] of a dataset, in file order, and what identifies its data for the
+    fingerprint."""
     if dataset == 'synthetic':
         scfg = replace(cfg, time_unit='s')
-        sessions = [c for c in (clean_session(s, scfg, skips) for s in synthetic_sessions(seed=cfg.seed, **(synth or {}))) if c]
+        sessions = [
+            c
+            for c in (
+                clean_session(s, scfg, skips)
+                for s in synthetic_sessions(seed=cfg.seed, **(synth or {}))
+            )
+            if c
+        ]
         return [(s, segment_session(s, cfg, skips)) for s in sessions], 'synthetic'
-    if dataset not in ('balabit', 'csv'): raise ValueError(f"unknown dataset {dataset!r}; use 'synthetic', 'balabit' or 'csv'")
-    if data_dir is None: raise ValueError(f"dataset {dataset!r} needs data_dir (e.g. ../shared/data/balabit)")
+    if dataset not in ('balabit', 'csv'):
+        raise ValueError(f"unknown dataset {dataset!r}; use 'synthetic', 'balabit' or 'csv'")
+    if data_dir is None:
+        raise ValueError(f"dataset {dataset!r} needs data_dir (e.g. ../shared/data/balabit)")
     files = find_session_files(data_dir)
     from concurrent.futures import ThreadPoolExecutor
-    # pyarrow, hashlib and numpy release the GIL: the hash, the parse of one file and the segmentation of another overlap
+
+    # pyarrow, hashlib and numpy release the GIL: the hash, the parse of one file and the
+    # segmentation of another overlap
     with ThreadPoolExecutor(1) as hx, ThreadPoolExecutor(2) as ex:
         digest = hx.submit(_hash_files, files)
         done = list(ex.map(lambda f: _read_and_segment(*f, cfg), files))
         source = digest.result()
-    for _, _, sk in done: skips.update(sk)
+    for _, _, sk in done:
+        skips.update(sk)
     loaded = [(s, g) for s, g, _ in done if s is not None]
-    if not loaded: raise DataFormatError(f"{data_dir}: none of the {len(files)} session files holds events")
+    if not loaded:
+        raise DataFormatError(f"{data_dir}: none of the {len(files)} session files holds events")
     return loaded, source
 
+
 def _from_disk(d):
-    "The split dict of the data contract: padded [N,T] tensors, the mask, and w̃ = (Δt + δ)/(D + Lδ) from Δt and the floor δ."
+    """The split dict of the data contract: padded [N,T] tensors, the mask, and w̃ = (Δt + δ)/(D +
+    Lδ) from Δt and the floor δ."""
     T, L = int(d['stats']['T']), d['lengths']
     m = lengths_to_mask(L, T)
     for k in STEP_KEYS:
         v = d.pop(f'steps_{k}').float()
-        full = torch.zeros((len(L), T, *v.shape[1:]), dtype=torch.float32); full[m] = v; d[k] = full
+        full = torch.zeros((len(L), T, *v.shape[1:]), dtype=torch.float32)
+        full[m] = v
+        d[k] = full
     d['mask'], floor = m, float(d['stats']['floor'])
     dt = d['dt'].double()
     d['profile_target'] = ((dt + floor * m) / (dt.sum(1) + L * floor)[:, None]).float()
     return d
 
-def build_cache(dataset='synthetic', data_dir=None, out='data/cache', T=64, seed=0, rebuild=False,
-                synth: dict = None, verbose=False, **cfg_kw) -> Path:
-    "Build (or reuse, when its fingerprint matches) the timing cache of `dataset`; returns the cache directory."
-    if dataset == 'balabit': cfg_kw = {'time_col': 'client timestamp', 'time_unit': 's', **cfg_kw}
+
+def build_cache(
+    dataset='synthetic',
+    data_dir=None,
+    out='data/cache',
+    T=64,
+    seed=0,
+    rebuild=False,
+    synth: dict = None,
+    verbose=False,
+    **cfg_kw,
+) -> Path:
+    """Build (or reuse, when its fingerprint matches) the timing cache of `dataset`; returns the
+    cache directory."""
+    if dataset == 'balabit':
+        cfg_kw = {'time_col': 'client timestamp', 'time_unit': 's', **cfg_kw}
     cfg = CacheConfig(T=T, seed=seed, **cfg_kw)
     ds_id = f'{dataset}-T{T}'
-    cdir = Path(out)/'datasets'/ds_id
+    cdir = Path(out) / 'datasets' / ds_id
     skips = SkipLog()
     loaded, source = _load_gestures(dataset, data_dir, cfg, synth, skips)
     fp = cache_fingerprint(source, cfg, synth if dataset == 'synthetic' else None)
-    if (cdir/'manifest.json').exists() and not rebuild:
-        old = json.loads((cdir/'manifest.json').read_text()).get('fingerprint')
-        if old == fp and all((cdir/f'{s}_timing.pt').exists() for s in SPLITS):
-            if verbose: print(f'reusing {cdir} (fingerprint {fp})')
+    if (cdir / 'manifest.json').exists() and not rebuild:
+        old = json.loads((cdir / 'manifest.json').read_text()).get('fingerprint')
+        if old == fp and all((cdir / f'{s}_timing.pt').exists() for s in SPLITS):
+            if verbose:
+                print(f'reusing {cdir} (fingerprint {fp})')
             return cdir
-        raise StaleCacheError(f"{cdir} holds a cache with fingerprint {old}, but this data and config give {fp}: "
-                              "pass rebuild=True (--rebuild) to replace it, or another --out")
+        raise StaleCacheError(
+            f"{cdir} holds a cache with fingerprint {old}, but this data and config give {fp}: "
+            "pass rebuild=True (--rebuild) to replace it, or another --out"
+        )
     parts = [(s, g) for s, g in loaded if len(g)]
-    if not parts: raise DataFormatError(f"{dataset}: no gesture survives segmentation; skipped: {skips}")
+    if not parts:
+        raise DataFormatError(f"{dataset}: no gesture survives segmentation; skipped: {skips}")
     keys = sorted((s.user, s.name) for s, _ in parts)
     which = split_sessions(keys, cfg.split_fracs, cfg.seed)
-    users = sorted({k[0] for k in keys}); sessions_ = [f'{u}/{s}' for u, s in keys]
-    uid = {u: i for i, u in enumerate(users)}; sid = {k: i for i, k in enumerate(keys)}
+    users = sorted({k[0] for k in keys})
+    sessions_ = [f'{u}/{s}' for u, s in keys]
+    uid = {u: i for i, u in enumerate(users)}
+    sid = {k: i for i, k in enumerate(keys)}
     by, ids = {}, {}
-    for sp in SPLITS:                                       # a split is the concatenation of its sessions' gestures
+    for sp in SPLITS:  # a split is the concatenation of its sessions' gestures
         mine = [(s, g) for s, g in parts if which[(s.user, s.name)] == sp]
         by[sp] = Gestures.concat(g for _, g in mine)
-        per_gesture = lambda f: np.repeat(np.array([f(s) for s, _ in mine], np.int64), [len(g) for _, g in mine])
+        per_gesture = lambda f: np.repeat(
+            np.array([f(s) for s, _ in mine], np.int64), [len(g) for _, g in mine]
+        )
         ids[sp] = per_gesture(lambda s: uid[s.user]), per_gesture(lambda s: sid[(s.user, s.name)])
-    if not len(by['train']): raise DataFormatError(f"{dataset}: the train split is empty")
+    if not len(by['train']):
+        raise DataFormatError(f"{dataset}: the train split is empty")
     tick = cfg.tick if cfg.tick is not None else estimate_tick(by['train'].dt)[0]
     floor = tick / 2 if tick > 0 else 5e-4
     splits = {s: _split_tensors(by[s], T, *ids[s]) for s in SPLITS if len(by[s])}
     stats = timing_stats(splits['train'], T, tick, floor, len(users))
-    if cdir.exists(): shutil.rmtree(cdir)
+    if cdir.exists():
+        shutil.rmtree(cdir)
     cdir.mkdir(parents=True)
     from concurrent.futures import ThreadPoolExecutor
-    with ThreadPoolExecutor(4) as ex:                     # file writes overlap (I/O releases the GIL)
-        jobs = [ex.submit(save_atomic, {**d, 'feature_names': list(FEATURE_NAMES), 'users': users, 'sessions': sessions_,
-                                        'stats': stats, 'fingerprint': fp, 'split': s}, cdir/f'{s}_timing.pt') for s, d in splits.items()]
-        jobs.append(ex.submit(save_atomic, stats, cdir/'stats.pt'))
-        for j in jobs: j.result()
-    manifest = {'dataset': dataset, 'id': ds_id, 'fingerprint': fp, 'config': asdict(cfg), 'source': source,
-                'synthetic': synth if dataset == 'synthetic' else None, 'data_dir': None if data_dir is None else str(data_dir),
-                'users': users, 'n_sessions': len(loaded),
-                'counts': {s: {'gestures': len(by[s]), 'sessions': sum(which[k] == s for k in keys)} for s in SPLITS},
-                'skipped': skips.as_dict(), 'tick': tick, 'floor': floor}
-    (cdir/'manifest.json').write_text(json.dumps(manifest, indent=1, sort_keys=True, default=str))
+
+    with ThreadPoolExecutor(4) as ex:  # file writes overlap (I/O releases the GIL)
+        jobs = [
+            ex.submit(
+                save_atomic,
+                {
+                    **d,
+                    'feature_names': list(FEATURE_NAMES),
+                    'users': users,
+                    'sessions': sessions_,
+                    'stats': stats,
+                    'fingerprint': fp,
+                    'split': s,
+                },
+                cdir / f'{s}_timing.pt',
+            )
+            for s, d in splits.items()
+        ]
+        jobs.append(ex.submit(save_atomic, stats, cdir / 'stats.pt'))
+        for j in jobs:
+            j.result()
+    manifest = {
+        'dataset': dataset,
+        'id': ds_id,
+        'fingerprint': fp,
+        'config': asdict(cfg),
+        'source': source,
+        'synthetic': synth if dataset == 'synthetic' else None,
+        'data_dir': None if data_dir is None else str(data_dir),
+        'users': users,
+        'n_sessions': len(loaded),
+        'counts': {
+            s: {'gestures': len(by[s]), 'sessions': sum(which[k] == s for k in keys)}
+            for s in SPLITS
+        },
+        'skipped': skips.as_dict(),
+        'tick': tick,
+        'floor': floor,
+    }
+    (cdir / 'manifest.json').write_text(json.dumps(manifest, indent=1, sort_keys=True, default=str))
     return cdir
 
 # %% ../nbs/00_cache.ipynb #b1a609ac
 def load_manifest(cache_dir) -> dict:
     "The manifest of a cache directory, with a clear error when it is missing or unreadable."
-    p = Path(cache_dir)/'manifest.json'
-    if not p.exists(): raise FileNotFoundError(f"{cache_dir}: no manifest.json — not a timing cache (build one with ft_build_cache)")
-    try: return json.loads(p.read_text())
-    except json.JSONDecodeError as e: raise StaleCacheError(f"{p}: corrupt manifest ({e}); rebuild the cache") from e
+    p = Path(cache_dir) / 'manifest.json'
+    if not p.exists():
+        raise FileNotFoundError(
+            f"{cache_dir}: no manifest.json — not a timing cache (build one with ft_build_cache)"
+        )
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise StaleCacheError(f"{p}: corrupt manifest ({e}); rebuild the cache") from e
+
 
 def load_timing_cache(cache_dir, split='train', fingerprint: str = None) -> dict:
-    "Load the timing cache of one split; refuses a file whose fingerprint is not the manifest's (or `fingerprint`)."
+    """Load the timing cache of one split; refuses a file whose fingerprint is not the manifest's
+    (or `fingerprint`)."""
     cache_dir = Path(cache_dir)
-    if cache_dir.suffix == '.pt': cache_dir, split = cache_dir.parent, cache_dir.name.removesuffix('_timing.pt')
+    if cache_dir.suffix == '.pt':
+        cache_dir, split = cache_dir.parent, cache_dir.name.removesuffix('_timing.pt')
     man = load_manifest(cache_dir)
     want = fingerprint or man['fingerprint']
-    p = cache_dir/f'{split}_timing.pt'
-    if not p.exists(): raise FileNotFoundError(f"{p}: split {split!r} is not in this cache (it has {[s for s in SPLITS if (cache_dir/f'{s}_timing.pt').exists()]})")
+    p = cache_dir / f'{split}_timing.pt'
+    if not p.exists():
+        have = [s for s in SPLITS if (cache_dir / f'{s}_timing.pt').exists()]
+        raise FileNotFoundError(f"{p}: split {split!r} is not in this cache (it has {have})")
     d = load_weights_only(p, 'cache file (rebuild with --rebuild)', StaleCacheError)
     if d.get('fingerprint') != want:
-        raise StaleCacheError(f"{p}: fingerprint {d.get('fingerprint')} does not match {want}; the cache is stale — rebuild it")
+        raise StaleCacheError(
+            f"{p}: fingerprint {d.get('fingerprint')} does not match {want}; "
+            "the cache is stale — rebuild it"
+        )
     return _from_disk(d)
+
 
 def load_stats(cache_dir) -> dict:
     "Train-positive statistics of a cache (`stats.pt`)."
@@ -622,70 +1059,128 @@ def check_cache(cache_dir, tol=1e-5) -> dict:
     "Assert the integrity checks of plan 001 §1 on every split of a cache; returns a summary."
     out = {}
     for s in SPLITS:
-        if not (Path(cache_dir)/f'{s}_timing.pt').exists(): continue
+        if not (Path(cache_dir) / f'{s}_timing.pt').exists():
+            continue
         d = load_timing_cache(cache_dir, s)
         m, dt, w, wt, D = d['mask'], d['dt'], d['profile'], d['profile_target'], d['duration']
         assert (dt >= 0).all() and (D > 0).all(), f"{s}: negative Δt or non-positive D"
         assert (m.sum(1) == d['lengths']).all(), f"{s}: mask sums differ from lengths"
-        assert (dt[~m] == 0).all() and (w[~m] == 0).all() and (d['dxdy'][~m] == 0).all(), f"{s}: padded steps are not zero"
-        assert torch.allclose(w.sum(1), torch.ones_like(D), atol=tol), f"{s}: a profile does not sum to 1"
-        assert torch.allclose(wt.sum(1), torch.ones_like(D), atol=tol) and (wt[m] > 0).all(), f"{s}: bad profile_target"
+        assert (dt[~m] == 0).all() and (w[~m] == 0).all() and (d['dxdy'][~m] == 0).all(), (
+            f"{s}: padded steps are not zero"
+        )
+        assert torch.allclose(w.sum(1), torch.ones_like(D), atol=tol), (
+            f"{s}: a profile does not sum to 1"
+        )
+        assert torch.allclose(wt.sum(1), torch.ones_like(D), atol=tol) and (wt[m] > 0).all(), (
+            f"{s}: bad profile_target"
+        )
         assert torch.allclose(dt.double().sum(1), D.double(), rtol=1e-5), f"{s}: D != ΣΔt"
         assert torch.allclose(d['log_duration'], D.log(), atol=1e-5), f"{s}: log_duration != log D"
-        out[s] = {'n': len(D), 'dt_median': float(dt[m].median()), 'zero_share': float((dt[m] == 0).float().mean())}
+        out[s] = {
+            'n': len(D),
+            'dt_median': float(dt[m].median()),
+            'zero_share': float((dt[m] == 0).float().mean()),
+        }
     st = load_timing_cache(cache_dir, 'train')
-    pos = st['positive'] == 1; logD = st['duration'][pos].double().log()
-    assert abs(float(logD.mean()) - st['stats']['mu_D']) < 1e-5 and abs(float(logD.std()) - st['stats']['sigma_D']) < 1e-5, "μ_D/σ_D stale"
+    pos = st['positive'] == 1
+    logD = st['duration'][pos].double().log()
+    assert (
+        abs(float(logD.mean()) - st['stats']['mu_D']) < 1e-5
+        and abs(float(logD.std()) - st['stats']['sigma_D']) < 1e-5
+    ), "μ_D/σ_D stale"
     assert abs(float(st['stats']['mean_profile'].sum()) - 1) < 1e-4, "E[w] does not integrate to 1"
     return out
 
 # %% ../nbs/00_cache.ipynb #4f8a4e0c
 def cache_summary(cache_dir, seconds=None) -> dict:
     "The one-line summary of a cache: id, counts, μ_D, σ_D, Δt median, profile first/mid/last."
-    man = load_manifest(cache_dir); st = load_stats(cache_dir)
-    mp = st['mean_profile']; T = len(mp)
-    return {'dataset': man['dataset'], 'id': man['id'], 'cache_dir': str(cache_dir), 'fingerprint': man['fingerprint'],
-            'counts': {s: c['gestures'] for s, c in man['counts'].items()}, 'mu_D': round(st['mu_D'], 5), 'sigma_D': round(st['sigma_D'], 5),
-            'dt_median': round(st['dt_median'], 5), 'zero_share': round(st['zero_share'], 4), 'tick': st['tick'],
-            'profile_first_mid_last': [float(f'{float(mp[i]):.4g}') for i in (0, T // 2, T - 1)],
-            'skipped': {k: v['count'] for k, v in man['skipped'].items()},
-            **({} if seconds is None else {'seconds': round(seconds, 2)})}
+    man = load_manifest(cache_dir)
+    st = load_stats(cache_dir)
+    mp = st['mean_profile']
+    T = len(mp)
+    return {
+        'dataset': man['dataset'],
+        'id': man['id'],
+        'cache_dir': str(cache_dir),
+        'fingerprint': man['fingerprint'],
+        'counts': {s: c['gestures'] for s, c in man['counts'].items()},
+        'mu_D': round(st['mu_D'], 5),
+        'sigma_D': round(st['sigma_D'], 5),
+        'dt_median': round(st['dt_median'], 5),
+        'zero_share': round(st['zero_share'], 4),
+        'tick': st['tick'],
+        'profile_first_mid_last': [float(f'{float(mp[i]):.4g}') for i in (0, T // 2, T - 1)],
+        'skipped': {k: v['count'] for k, v in man['skipped'].items()},
+        **({} if seconds is None else {'seconds': round(seconds, 2)}),
+    }
 
 # %% ../nbs/00_cache.ipynb #b6583d9d
 def plot_cache(cache_dir, split='train', axs=None):
     "Four panels: Δt histogram (ticks, zeros), log-duration, gesture lengths vs T, mean profile."
-    d = load_timing_cache(cache_dir, split); st = d['stats']; T = st['T']
-    if axs is None: _, axs = plt.subplots(1, 4, figsize=(16, 3.2))
+    d = load_timing_cache(cache_dir, split)
+    st = d['stats']
+    T = st['T']
+    if axs is None:
+        _, axs = plt.subplots(1, 4, figsize=(16, 3.2))
     dt = d['dt'][d['mask']].numpy() * 1000
-    axs[0].hist(dt[dt < 300], bins=np.arange(-0.5, 300, 1.0)); axs[0].set(title=f"Δt (ms): {100*(dt==0).mean():.0f}% zeros", xlabel='ms', yscale='log')
-    axs[1].hist(d['duration'].numpy(), bins=np.geomspace(0.01, 30, 60)); axs[1].set(xscale='log', title=f"D: μ={st['mu_D']:.2f} σ={st['sigma_D']:.2f}", xlabel='s')
-    axs[2].hist(d['lengths'].numpy(), bins=np.arange(0.5, T + 1.5)); axs[2].set(title='steps per gesture', xlabel=f'L (T={T})')
-    axs[3].plot(st['mean_profile'].numpy()); axs[3].set(yscale='log', title='mean profile E[w]', xlabel='step')
-    plt.tight_layout(); return axs
+    axs[0].hist(dt[dt < 300], bins=np.arange(-0.5, 300, 1.0))
+    axs[0].set(title=f"Δt (ms): {100 * (dt == 0).mean():.0f}% zeros", xlabel='ms', yscale='log')
+    axs[1].hist(d['duration'].numpy(), bins=np.geomspace(0.01, 30, 60))
+    axs[1].set(xscale='log', title=f"D: μ={st['mu_D']:.2f} σ={st['sigma_D']:.2f}", xlabel='s')
+    axs[2].hist(d['lengths'].numpy(), bins=np.arange(0.5, T + 1.5))
+    axs[2].set(title='steps per gesture', xlabel=f'L (T={T})')
+    axs[3].plot(st['mean_profile'].numpy())
+    axs[3].set(yscale='log', title='mean profile E[w]', xlabel='step')
+    plt.tight_layout()
+    return axs
 
 # %% ../nbs/00_cache.ipynb #5d989298
 def _sessions_of(source, cfg):
-    if isinstance(source, (str, Path)): return [s for u, p in find_session_files(source) if (s := read_session_csv(p, user=u, cfg=cfg)) is not None]
+    if isinstance(source, (str, Path)):
+        return [
+            s
+            for u, p in find_session_files(source)
+            if (s := read_session_csv(p, user=u, cfg=cfg)) is not None
+        ]
     return [c for s in source if (c := clean_session(s, cfg)) is not None]
 
+
 def length_coverage(source, pauses=(0.3, 0.5, 1.0), Ts=(32, 48, 64, 96, 128), **cfg_kw) -> dict:
-    "Share of gestures (before the T cut) with at most T steps, per pause threshold; `source` is a data dir or sessions."
-    sessions = _sessions_of(source, CacheConfig(**cfg_kw)); out = {}
+    """Share of gestures (before the T cut) with at most T steps, per pause threshold; `source` is a
+    data dir or sessions."""
+    sessions = _sessions_of(source, CacheConfig(**cfg_kw))
+    out = {}
     for pause in pauses:
         cfg = CacheConfig(pause=pause, T=10**6, **cfg_kw)
         Ls = np.concatenate([segment_session(s, cfg).lengths for s in sessions])
         out[pause] = {'n': len(Ls), **{T: float((Ls <= T).mean()) for T in Ts}}
     return out
 
+
 def plot_thresholds(source, pause=0.5, T=64, **cfg_kw):
-    "Two panels that justify `pause` and `T`: the histogram of gaps between movement events, and the coverage of gesture lengths by T."
+    """Two panels that justify `pause` and `T`: the histogram of gaps between movement events, and
+    the coverage of gesture lengths by T."""
     cfg = CacheConfig(pause=pause, T=10**6, **cfg_kw)
     sessions = _sessions_of(source, cfg)
     gaps = np.concatenate([np.diff(s.t) for s in sessions])
     Ls = np.concatenate([segment_session(s, cfg).lengths for s in sessions])
     fig, axs = plt.subplots(1, 2, figsize=(11, 3.2))
-    axs[0].hist(gaps[gaps > 0], bins=np.geomspace(1e-3, 30, 100)); axs[0].axvline(pause, color='r', ls='--', label=f'pause = {pause}s')
-    axs[0].set(xscale='log', yscale='log', xlabel='gap between events (s)', title='gaps: client rates, then pauses'); axs[0].legend()
-    xs = np.arange(1, 257); axs[1].plot(xs, [(Ls <= x).mean() for x in xs]); axs[1].axvline(T, color='r', ls='--')
-    axs[1].set(xlabel='T (steps)', ylabel='share of gestures ≤ T', title=f'T={T} keeps {(Ls <= T).mean():.1%} of {len(Ls)}')
-    plt.tight_layout(); return axs
+    axs[0].hist(gaps[gaps > 0], bins=np.geomspace(1e-3, 30, 100))
+    axs[0].axvline(pause, color='r', ls='--', label=f'pause = {pause}s')
+    axs[0].set(
+        xscale='log',
+        yscale='log',
+        xlabel='gap between events (s)',
+        title='gaps: client rates, then pauses',
+    )
+    axs[0].legend()
+    xs = np.arange(1, 257)
+    axs[1].plot(xs, [(Ls <= x).mean() for x in xs])
+    axs[1].axvline(T, color='r', ls='--')
+    axs[1].set(
+        xlabel='T (steps)',
+        ylabel='share of gestures ≤ T',
+        title=f'T={T} keeps {(Ls <= T).mean():.1%} of {len(Ls)}',
+    )
+    plt.tight_layout()
+    return axs

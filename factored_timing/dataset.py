@@ -24,7 +24,8 @@ def _rotate(dxdy: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
 
 
 def _time_resample(dxdy: torch.Tensor, dt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    "Deltas of each path sampled at T equally spaced instants of its own duration (linear interpolation)."
+    """Deltas of each path sampled at T equally spaced instants of its own duration (linear
+    interpolation)."""
     N, T, _ = dxdy.shape
     out = torch.zeros_like(dxdy)
     for i in range(N):
@@ -49,7 +50,8 @@ def _geom(stats, key, ref):
 
 
 def normalize(dxdy, mask, stats):
-    "Pixel deltas [...,T,2] → normalised with `stats['geom_mean']`/`stats['geom_std']`; zero on padding."
+    """Pixel deltas [...,T,2] → normalised with `stats['geom_mean']`/`stats['geom_std']`; zero on
+    padding."""
     return (
         (dxdy - _geom(stats, 'geom_mean', dxdy))
         / _geom(stats, 'geom_std', dxdy)
@@ -101,9 +103,8 @@ class GestureDataset(Dataset):
         self.dxdy = self._transform(dxdy, d['dt'][keep], self.mask, self.angle)
         if self.canonicalize_duration:
             self.mask = torch.ones_like(self.mask)
-        if (
-            canonicalize_path or canonicalize_duration
-        ):  # statistics of the transformed train positives
+        # statistics of the transformed train positives
+        if canonicalize_path or canonicalize_duration:
             tr = d if split == 'train' else load_timing_cache(cache_dir, 'train')
             p = tr['positive'] == 1
             m = torch.ones_like(tr['mask'][p]) if canonicalize_duration else tr['mask'][p]
@@ -138,7 +139,8 @@ class GestureDataset(Dataset):
         )
 
     def denormalize(self, x, mask=None, angle=None):
-        "Normalised → pixels (zero on padding when `mask` is given); rotates back when the path was canonicalised."
+        """Normalised → pixels (zero on padding when `mask` is given); rotates back when the path
+        was canonicalised."""
         m = torch.ones(x.shape[:-1], dtype=torch.bool) if mask is None else mask
         d = (
             denormalize(x, m, self.geom_stats)
@@ -218,7 +220,8 @@ class TimingDataset(Dataset):
 
 # %% ../nbs/01_dataset.ipynb #4308e470
 def plot_batch(batch, stats, n_paths=12):
-    "Mean profile of a `TimingDataset` batch vs the cache's, or the paths of a `GestureDataset` batch."
+    """Mean profile of a `TimingDataset` batch vs the cache's, or the paths of a `GestureDataset`
+    batch."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(1, 1, figsize=(5, 3.2))

@@ -47,7 +47,8 @@ class CacheStage:
 
 
 def stage_cache(cache_dir, plot=True) -> CacheStage:
-    "Stage 1: the integrity checks of `check_cache` and the cache's one-line summary (plus its four-panel plot)."
+    """Stage 1: the integrity checks of `check_cache` and the cache's one-line summary (plus its
+    four-panel plot)."""
     res = CacheStage(check_cache(cache_dir), cache_summary(cache_dir))
     if plot:
         plot_cache(cache_dir)
@@ -116,7 +117,8 @@ class ArchitectureStage:
 
 # %% ../nbs/07_diagnostics.ipynb #1701d3b8
 def _fit_profile(param, w, mask, L, steps, seed):
-    "Fit an unconditional `ProfileHead` to floored profiles `w` of length `L`; (loss, mean profile)."
+    """Fit an unconditional `ProfileHead` to floored profiles `w` of length `L`; (loss, mean
+    profile)."""
     torch.manual_seed(seed)
     head = ProfileHead(8, mask.shape[1], param)
     h = torch.zeros(1, 8)
@@ -134,7 +136,8 @@ def _fit_profile(param, w, mask, L, steps, seed):
 def stage_architecture(
     cache_dir, params=('direct', 'template', 'cumulative'), steps=300, seed=0, plot=True
 ) -> ArchitectureStage:
-    "Stage 3: fit each profile parameterisation to the profiles of the most common length; worst relative error of E[w]."
+    """Stage 3: fit each profile parameterisation to the profiles of the most common length; worst
+    relative error of E[w]."""
     d = load_timing_cache(cache_dir, 'train')
     L = int(torch.mode(d['lengths']).values)
     rows = d['lengths'] == L
@@ -175,7 +178,8 @@ class TrainingStage:
 
 
 def stage_training(timing_ckpt, plot=True) -> TrainingStage:
-    "Stage 4: the timing heads' per-epoch log; converging losses and stats; `collapse` is a flat profile at the last epoch."
+    """Stage 4: the timing heads' per-epoch log; converging losses and stats; `collapse` is a flat
+    profile at the last epoch."""
     h = pd.DataFrame(load_timing_checkpoint(timing_ckpt)['history'])
     last = h.iloc[-1]
     res = TrainingStage(
@@ -225,7 +229,8 @@ class SamplerStage:
 
 
 def stage_sampler(timing_ckpt, cache_dir, samples=2048, seed=0, plot=True) -> SamplerStage:
-    "Stage 5: sampled vs real timing on the val split (`compare_timing`) and the plan's acceptance checks."
+    """Stage 5: sampled vs real timing on the val split (`compare_timing`) and the plan's acceptance
+    checks."""
     tm = load_timing_model(timing_ckpt)
     tick = float(load_timing_cache(cache_dir, 'train')['stats']['tick'])
     cmp = compare_timing(
@@ -248,7 +253,8 @@ class IntegrationStage:
 
 
 def stage_integration(run_dir, tol=0.10) -> IntegrationStage:
-    "Stage 6: the ±10 % guard on Δt median and |vel| p95 of the run's generated gestures vs its real test gestures."
+    """Stage 6: the ±10 % guard on Δt median and |vel| p95 of the run's generated gestures vs its
+    real test gestures."""
     real, fake = (
         load_npz(Path(run_dir) / 'real_test.npz'),
         load_npz(Path(run_dir) / 'generated.npz'),
@@ -265,7 +271,8 @@ def decisions(
     s5: SamplerStage,
     s6: IntegrationStage,
 ) -> pd.DataFrame:
-    "Stage 7: a table of the plan's decision points, each with the `ok` it reads and the branch that applies."
+    """Stage 7: a table of the plan's decision points, each with the `ok` it reads and the branch
+    that applies."""
     rows = [
         ('cache integrity', s1.ok, 'checks passed' if s1.ok else 'rebuild the cache', 'stage 1'),
         ('dataloader', s2.ok, 'minibatch checks passed', 'stage 2'),

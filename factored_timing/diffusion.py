@@ -74,7 +74,8 @@ class Block(nn.Module):
 
 
 class ResnetBlock(nn.Module):
-    "Two `Block`s with a residual 1×1 conv; the embedding `emb` [B, E] sets the FiLM (γ, β) of the first."
+    """Two `Block`s with a residual 1×1 conv; the embedding `emb` [B, E] sets the FiLM (γ, β) of the
+    first."""
 
     def __init__(self, dim: int, dim_out: int, *, emb_dim: int, groups: int = 8):
         super().__init__()
@@ -103,8 +104,8 @@ class UNet1D(nn.Module):
         groups: int = 8,  # GroupNorm groups
         cond_dim: int = 5,  # length of the target vector (see `target_features`)
         n_users: int = 1,  # user embeddings (+1 null user)
-        emb_dim: int | None = None,
-    ):  # width of the conditioning embedding (default 4·dim)
+        emb_dim: int | None = None,  # width of the conditioning embedding (default 4·dim)
+    ):
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
         self.n_users, self.cond_dim, self.n_levels = n_users, cond_dim, len(dim_mults)
@@ -154,7 +155,8 @@ class UNet1D(nn.Module):
         self.final_conv = nn.Conv1d(dim, out_channels, 1)
 
     def embed(self, t, cond=None, user=None):
-        "Conditioning vector: time MLP + target MLP + user embedding (null user when `user` is None)."
+        """Conditioning vector: time MLP + target MLP + user embedding (null user when `user` is
+        None)."""
         B = t.shape[0]
         if cond is None:
             cond = torch.zeros(B, self.cond_dim, device=t.device)
@@ -163,7 +165,8 @@ class UNet1D(nn.Module):
         return self.time_mlp(t) + self.cond_mlp(cond) + self.user_emb(user)
 
     def forward(self, x, t, *, mask, cond=None, user=None, drift=None):
-        "ε or v [B,T,out] for noisy `x` [B,T,C] at timesteps `t` [B]; `drift` [B,C] is the mean target step (normalised)."
+        """ε or v [B,T,out] for noisy `x` [B,T,C] at timesteps `t` [B]; `drift` [B,C] is the mean
+        target step (normalised)."""
         B, T, C = x.shape
         assert T % 2 ** (self.n_levels - 1) == 0, (
             f"T={T} must be divisible by {2 ** (self.n_levels - 1)}"
@@ -207,7 +210,8 @@ def target_features(net, lengths, *, T: int, net_scale: float):
 
 # %% ../nbs/04_diffusion.ipynb #8dc433f6
 def target_drift(net, lengths, stats):
-    "Mean step net/L [B,2] the target asks for, normalised with the cache's `geom_mean`/`geom_std` (the model's drift channels)."
+    """Mean step net/L [B,2] the target asks for, normalised with the cache's `geom_mean`/`geom_std`
+    (the model's drift channels)."""
     mean = torch.as_tensor(stats['geom_mean'], dtype=torch.float32, device=net.device)
     std = torch.as_tensor(stats['geom_std'], dtype=torch.float32, device=net.device)
     return (net.float() / lengths.float().clamp(min=1)[:, None] - mean) / std
@@ -234,7 +238,8 @@ def make_scheduler(
 
 
 def default_spacing(objective: str) -> str:
-    "DDIM timestep spacing that is numerically safe for `objective`: 'trailing' for v, 'leading' for ε."
+    """DDIM timestep spacing that is numerically safe for `objective`: 'trailing' for v, 'leading'
+    for ε."""
     return 'trailing' if OBJECTIVES.get(objective, objective) == 'v_prediction' else 'leading'
 
 
@@ -244,7 +249,8 @@ def make_ddim(
     timestep_spacing: str | None = None,
     clip_sample_range: float | None = None,
 ) -> DDIMScheduler:
-    "DDIM sampler sharing the training schedule and prediction type of `scheduler`; x̂₀ clipped to ±`clip_sample_range` if given."
+    """DDIM sampler sharing the training schedule and prediction type of `scheduler`; x̂₀ clipped to
+    ±`clip_sample_range` if given."""
     spacing = timestep_spacing or default_spacing(scheduler.config.prediction_type)
     return DDIMScheduler.from_config(
         scheduler.config,
@@ -264,7 +270,8 @@ def masked_mse(pred, target, mask):
 
 
 def diffusion_loss(model, x0, *, mask, t, noise, scheduler, cond=None, user=None, drift=None):
-    "Masked denoising loss at timesteps `t` [B] with `noise` [B,T,C]; target ε or v from `scheduler.config.prediction_type`."
+    """Masked denoising loss at timesteps `t` [B] with `noise` [B,T,C]; target ε or v from
+    `scheduler.config.prediction_type`."""
     m = mask[..., None].to(x0.dtype)
     x0, noise = x0 * m, noise * m
     x_t = scheduler.add_noise(x0, noise, t)  # √ᾱ_t x₀ + √(1−ᾱ_t) ε
@@ -292,7 +299,8 @@ def ddim_sample(
     clip_sample_range: float | None = None,
     progress: bool = False,
 ):
-    "DDIM sampling of normalised deltas [B,T,out_channels] (zero on padding) for a boolean `mask` [B,T]."
+    """DDIM sampling of normalised deltas [B,T,out_channels] (zero on padding) for a boolean `mask`
+    [B,T]."""
     ddim = make_ddim(
         scheduler, timestep_spacing=timestep_spacing, clip_sample_range=clip_sample_range
     )
@@ -318,7 +326,8 @@ def endpoint_error(x, mask, net, stats):
 
 
 def correct_endpoint(x, mask, net, stats):
-    "Add the endpoint residual to the valid steps in proportion to their pixel length, so Σ Δ = `net` exactly."
+    """Add the endpoint residual to the valid steps in proportion to their pixel length, so Σ Δ =
+    `net` exactly."""
     d = denormalize(x.double(), mask, stats)  # float64: exact sums
     m = mask[..., None].double()
     r = net.double()[:, None, :] - d.sum(1, keepdim=True)  # [B,1,2]
@@ -350,7 +359,8 @@ def empirical_conditions(ds, n: int, *, seed: int = 0, positives_only: bool = Tr
 # %% ../nbs/04_diffusion.ipynb #0711d345
 @dataclass
 class GeometrySpec:
-    "What a geometry model is besides its weights: data, shapes, U-Net, schedule, sampler, normalisation."
+    """What a geometry model is besides its weights: data, shapes, U-Net, schedule, sampler,
+    normalisation."""
 
     fingerprint: str  # the timing cache it was trained on
     T: int  # fixed sequence length
@@ -387,7 +397,8 @@ def geometry_dataset(
 
 
 def clip_range(ds, margin: float | None):
-    "x̂₀ clip bound: `margin` × the largest |normalised delta| of dataset `ds` (None when `margin` is falsy)."
+    """x̂₀ clip bound: `margin` × the largest |normalised delta| of dataset `ds` (None when `margin`
+    is falsy)."""
     if not margin:
         return None
     return float(margin) * float(normalize(ds.dxdy, ds.mask, ds.geom_stats).abs().max())
@@ -439,7 +450,8 @@ class GeometrySample:
 
 # %% ../nbs/04_diffusion.ipynb #79263310
 class GeometryDiffusion(nn.Module):
-    "The U-Net with its schedule, normalisation and sampler: `loss(...)` for training, `sample(...)` for gestures."
+    """The U-Net with its schedule, normalisation and sampler: `loss(...)` for training,
+    `sample(...)` for gestures."""
 
     def __init__(self, spec: GeometrySpec):
         super().__init__()
@@ -457,7 +469,8 @@ class GeometryDiffusion(nn.Module):
         return cond, target_drift(net, lengths, self.spec.stats)
 
     def loss(self, x0, *, mask, net, lengths, t, noise, user=None, unet=None):
-        "Masked denoising loss of normalised `x0`; `unet` overrides `self.unet` (e.g. its DDP wrapper)."
+        """Masked denoising loss of normalised `x0`; `unet` overrides `self.unet` (e.g. its DDP
+        wrapper)."""
         cond, drift = self.conditions(net, lengths)
         dev = x0.device
         return diffusion_loss(
@@ -530,7 +543,8 @@ DIFFUSION_CKPT_KEYS = ('spec', 'model', 'ema', 'fingerprint', 'T')
 def load_diffusion_checkpoint(
     path, *, fingerprint: str | None = None, T: int | None = None, map_location='cpu'
 ) -> dict:
-    "A geometry checkpoint (`base.load_checkpoint`, kind `diffusion`), refused if of another cache or T."
+    """A geometry checkpoint (`base.load_checkpoint`, kind `diffusion`), refused if of another cache
+    or T."""
     return load_checkpoint(
         path,
         kind='diffusion',
@@ -574,7 +588,8 @@ class DistInfo:
 
 
 def setup_distributed() -> DistInfo:
-    "Start a process group from torchrun's environment (`WORLD_SIZE`, `RANK`, `LOCAL_RANK`); no-op for one process."
+    """Start a process group from torchrun's environment (`WORLD_SIZE`, `RANK`, `LOCAL_RANK`); no-op
+    for one process."""
     world = int(os.environ.get('WORLD_SIZE', 1))
     if world <= 1 or not dist.is_available():
         return DistInfo(device='cuda' if torch.cuda.is_available() else 'cpu')
@@ -624,7 +639,8 @@ def step_randomness(
     rank: int = 0,
     world: int = 1,
 ):
-    "This rank's share (rows rank::world) of the timesteps, noise and user-dropout flags of global step `step`."
+    """This rank's share (rows rank::world) of the timesteps, noise and user-dropout flags of global
+    step `step`."""
     g = step_generator(seed, step)
     t = torch.randint(0, num_train_timesteps, (global_batch,), generator=g)
     noise = torch.randn(global_batch, T, channels, generator=g)
@@ -633,7 +649,8 @@ def step_randomness(
 
 # %% ../nbs/04_diffusion.ipynb #cbd81984
 class MetricsLog:
-    "Rank-0 metrics: per-epoch rows in `metrics.csv`, per-step losses in `steps.csv`, summary in `metrics.json`, `loss.png`."
+    """Rank-0 metrics: per-epoch rows in `metrics.csv`, per-step losses in `steps.csv`, summary in
+    `metrics.json`, `loss.png`."""
 
     def __init__(self, run_dir, *, enabled: bool = True, history: dict | None = None):
         self.dir, self.enabled = Path(run_dir), enabled
@@ -701,7 +718,8 @@ class MetricsLog:
 # %% ../nbs/04_diffusion.ipynb #fd4329ba
 @dataclass
 class TrainConfig:
-    "Optimisation settings of `train_diffusion` (global batch; epochs or `max_steps`, whichever ends first)."
+    """Optimisation settings of `train_diffusion` (global batch; epochs or `max_steps`, whichever
+    ends first)."""
 
     epochs: int = 5
     batch_size: int = 64  # global batch: each of N processes takes batch_size / N
@@ -826,7 +844,8 @@ def train_diffusion(
     config: dict | None = None,
     summarize=None,
 ) -> TrainResult | None:
-    "Train `diffusion` on `train_ds` into `run_dir` (resuming there); `TrainResult` on rank 0, None elsewhere."
+    """Train `diffusion` on `train_ds` into `run_dir` (resuming there); `TrainResult` on rank 0,
+    None elsewhere."""
     di = setup_distributed()
     try:
         with torch.enable_grad():
@@ -975,7 +994,8 @@ def evaluate_geometry(
     return_samples: bool = False,
     progress: bool = False,
 ) -> dict:
-    "Geometry stats of `n` generated gestures (conditions from `ds`) vs real ones, and endpoint error (median px)."
+    """Geometry stats of `n` generated gestures (conditions from `ds`) vs real ones, and endpoint
+    error (median px)."""
     cond = empirical_conditions(ds, n, seed=seed)
     out = diffusion.sample(
         **cond,

@@ -42,7 +42,8 @@ def grid_positions(dxdy, L, pixel_grid=True):
 
 
 def gesture_kinematics(P, dt):
-    "Speed, |acceleration|, |jerk| and speed peaks of one gesture: positions `P` [L+1,2], step times `dt` [L] (s)."
+    """Speed, |acceleration|, |jerk| and speed peaks of one gesture: positions `P` [L+1,2], step
+    times `dt` [L] (s)."""
     t = np.concatenate([[0.0], np.cumsum(np.asarray(dt, np.float64))])
     keep = np.r_[t[1:] > t[:-1], True]  # last event of each run of equal timestamps
     P, t = P[keep], t[keep]
@@ -63,14 +64,16 @@ def gesture_kinematics(P, dt):
 def _require_st(x, what):
     if not isinstance(x, SpatioTemporal):
         raise TypeError(
-            f"{what} is Δt-aware and takes a SpatioTemporal (built by assembly.compose_spatiotemporal_sequence, "
+            f"{what} is Δt-aware and takes a SpatioTemporal "
+            "(built by assembly.compose_spatiotemporal_sequence, "
             f"from_timing_cache or a classical generator), not {type(x).__name__}; "
             "geometry-only code takes [N,T,2] deltas and lengths"
         )
 
 
 def kinematics(st: SpatioTemporal, pixel_grid=True) -> dict:
-    "Per-gesture kinematics of a `SpatioTemporal`: pooled speed/|acc|/|jerk| arrays and per-gesture summaries."
+    """Per-gesture kinematics of a `SpatioTemporal`: pooled speed/|acc|/|jerk| arrays and
+    per-gesture summaries."""
     _require_st(st, 'kinematics')
     v, a, j, npk, tpk = [], [], [], [], []
     for g, L in zip(st.gestures, st.lengths):
@@ -84,7 +87,8 @@ def kinematics(st: SpatioTemporal, pixel_grid=True) -> dict:
 
 
 def geometry_summary(dxdy, lengths, pixel_grid=True) -> dict:
-    "Per-gesture path length, net distance, straightness and mean |turn| (rad) from deltas [N,T,2] and lengths — no Δt."
+    """Per-gesture path length, net distance, straightness and mean |turn| (rad) from deltas [N,T,2]
+    and lengths — no Δt."""
     if isinstance(dxdy, SpatioTemporal):
         raise TypeError("geometry-only: pass st.dxdy and st.lengths")
     dxdy, lengths = np.asarray(dxdy, np.float64), np.asarray(lengths)
@@ -110,7 +114,8 @@ def geometry_summary(dxdy, lengths, pixel_grid=True) -> dict:
 
 
 def sample_statistics(st: SpatioTemporal, pixel_grid=True) -> dict:
-    "Summary statistics of a sample: duration and Δt quantiles, speed/acc/jerk p50 & p95, path, straightness, curvature, speed peaks."
+    """Summary statistics of a sample: duration and Δt quantiles, speed/acc/jerk p50 & p95, path,
+    straightness, curvature, speed peaks."""
     _require_st(st, 'sample_statistics')
     k, g = kinematics(st, pixel_grid), geometry_summary(st.dxdy, st.lengths, pixel_grid)
     D, dt = st.duration, st.dt[st.mask]
@@ -165,7 +170,8 @@ def timing_guard_stats(st: SpatioTemporal, pixel_grid=True) -> dict:
 def check_timing_guard(
     real: SpatioTemporal, fake: SpatioTemporal, tol=0.10, allow=False, pixel_grid=True
 ) -> dict:
-    "Raise `TimingGuardError` unless fake Δt median and |vel| p95 are within ±`tol` (relative) of real; `allow=True` only reports."
+    """Raise `TimingGuardError` unless fake Δt median and |vel| p95 are within ±`tol` (relative) of
+    real; `allow=True` only reports."""
     r, f = timing_guard_stats(real, pixel_grid), timing_guard_stats(fake, pixel_grid)
     rel = {
         k: abs(f[k] - r[k]) / abs(r[k]) if r[k] else (0.0 if f[k] == r[k] else np.inf) for k in r
@@ -178,7 +184,8 @@ def check_timing_guard(
             + fake.source
             + ": "
             + "; ".join(
-                f"{k}: fake {f[k]:.5g} vs real {r[k]:.5g} ({100 * rel[k]:+.1f}%, tolerance ±{100 * tol:.0f}%)"
+                f"{k}: fake {f[k]:.5g} vs real {r[k]:.5g} "
+                f"({100 * rel[k]:+.1f}%, tolerance ±{100 * tol:.0f}%)"
                 for k in r
             )
             + " — pass allow=True for ablations"
@@ -292,7 +299,8 @@ def _geom_row(P):
 
 
 def geometry_features(dxdy, lengths, pixel_grid=True) -> np.ndarray:
-    "Geometry-only judge features [N, 25] (`GEOMETRY_FEATURES`) from pixel deltas [N,T,2] and lengths [N]; never sees Δt."
+    """Geometry-only judge features [N, 25] (`GEOMETRY_FEATURES`) from pixel deltas [N,T,2] and
+    lengths [N]; never sees Δt."""
     if isinstance(dxdy, SpatioTemporal):
         raise TypeError("geometry_features is geometry-only: pass st.dxdy, st.lengths")
     dxdy = dxdy.detach().cpu().numpy() if isinstance(dxdy, torch.Tensor) else np.asarray(dxdy)
@@ -380,11 +388,11 @@ def c2st(
     paired=False,
     n_threads=1,
 ) -> dict:
-    """Classifier two-sample test on feature matrices: accuracy ± std, AUC, permutation and binomial p-values.
-    `paired=True`: row i of both sides is the same gesture (identity tests); both rows go to the same fold."""
-    with threadpool_limits(
-        n_threads
-    ):  # OpenMP oversubscription on shared CPUs makes single fits 10-50x slower
+    """Classifier two-sample test on feature matrices: accuracy ± std, AUC, permutation and
+    binomial p-values. `paired=True`: row i of both sides is the same gesture (identity tests);
+    both rows go to the same fold."""
+    # OpenMP oversubscription on shared CPUs makes single fits 10-50x slower
+    with threadpool_limits(n_threads):
         return _c2st(X_real, X_fake, seed, n_splits, n_permutations, max_per_class, paired)
 
 
@@ -444,7 +452,8 @@ VARIANTS = ('full', 'geometry')
 
 
 def judge_features(st: SpatioTemporal, variant='full', pixel_grid=True) -> np.ndarray:
-    "The judge's features of a sample: `full` (Δt-aware, `kinematic_features`) or `geometry` (`geometry_features` on Δx, Δy only)."
+    """The judge's features of a sample: `full` (Δt-aware, `kinematic_features`) or `geometry`
+    (`geometry_features` on Δx, Δy only)."""
     _require_st(st, 'judge_features')
     if variant == 'full':
         return kinematic_features(st, pixel_grid)
@@ -462,7 +471,8 @@ def c2st_samples(
     pixel_grid=True,
     **kw,
 ) -> dict:
-    "C2ST of two samples on one feature variant; a fake tagged `model` must pass the timing guard first (full variant)."
+    """C2ST of two samples on one feature variant; a fake tagged `model` must pass the timing guard
+    first (full variant)."""
     _require_st(real, 'c2st_samples')
     _require_st(fake, 'c2st_samples')
     guard = None
@@ -486,12 +496,14 @@ def c2st_samples(
 
 # %% ../nbs/06_evaluation.ipynb #ba60ebaf
 def targets_of(st: SpatioTemporal):
-    "Net displacement [N,2] (px) and step counts [N] of a sample, the targets given to every classical generator."
+    """Net displacement [N,2] (px) and step counts [N] of a sample, the targets given to every
+    classical generator."""
     return st.dxdy.astype(np.float64).sum(1), np.asarray(st.lengths)
 
 
 def _pack_paths(paths, dts, T, name, meta):
-    "Pixel-grid paths (list of [L+1,2] float positions from 0) and step times into a baseline `SpatioTemporal`."
+    """Pixel-grid paths (list of [L+1,2] float positions from 0) and step times into a baseline
+    `SpatioTemporal`."""
     N = len(paths)
     dxdy = np.zeros((N, T, 2), np.float32)
     dt = np.zeros((N, T), np.float32)
@@ -619,7 +631,8 @@ def windmouse(net, lengths, T, seed=0, gravity=9.0, wind=3.0) -> SpatioTemporal:
 
 # %% ../nbs/06_evaluation.ipynb #5bc337e9
 def _slm_positions(t, strokes):
-    "Positions [len(t),2] of a sigma-lognormal plan: strokes = [(D, t0, mu, sigma, theta_s, theta_e), ...]."
+    """Positions [len(t),2] of a sigma-lognormal plan: strokes = [(D, t0, mu, sigma, theta_s,
+    theta_e), ...]."""
     P = np.zeros((len(t), 2))
     for D, t0, mu, sig, ts, te in strokes:
         tt = np.maximum(t - t0, 1e-12)
@@ -641,7 +654,8 @@ def _slm_positions(t, strokes):
 def sigma_lognormal(
     net, lengths, T, seed=0, width=100.0, fitts_a=0.1, fitts_b=0.2
 ) -> SpatioTemporal:
-    "Sigma-lognormal strokes (primary + 0–2 corrective) sampled at a constant rate, L steps onto each target."
+    """Sigma-lognormal strokes (primary + 0–2 corrective) sampled at a constant rate, L steps onto
+    each target."""
     rng = np.random.default_rng(seed)
     paths, dts = [], []
     for tgt, L in zip(net, lengths):
@@ -668,9 +682,8 @@ def sigma_lognormal(
         t = np.linspace(start, end, L + 1)
         P = _slm_positions(t, strokes)
         P -= P[0]
-        if (
-            dist > 0 and np.linalg.norm(P[-1]) > 0
-        ):  # similarity transform: end point onto the target
+        # similarity transform: end point onto the target
+        if dist > 0 and np.linalg.norm(P[-1]) > 0:
             z = complex(*tgt) / complex(*P[-1])
             zc = (P[:, 0] + 1j * P[:, 1]) * z
             P = np.stack([zc.real, zc.imag], 1)
@@ -688,8 +701,8 @@ def sigma_lognormal(
 
 # %% ../nbs/06_evaluation.ipynb #efc7770f
 def classical_baselines(real: SpatioTemporal, seed=0, dt=None) -> dict:
-    """The four classical generators on the targets (net displacement, L) of `real`. The line's constant Δt defaults to
-    the median positive Δt of `real` (the most favourable constant)."""
+    """The four classical generators on the targets (net displacement, L) of `real`. The line's
+    constant Δt defaults to the median positive Δt of `real` (the most favourable constant)."""
     _require_st(real, 'classical_baselines')
     net, L = targets_of(real)
     if dt is None:
@@ -703,7 +716,8 @@ def classical_baselines(real: SpatioTemporal, seed=0, dt=None) -> dict:
 
 # %% ../nbs/06_evaluation.ipynb #1dd3c322
 def identity_check(cache: dict, seed=0, tol=0.02, **kw) -> dict:
-    "Plan 000 §6.2: real gestures vs the same geometry + cached timing through the assembly helper; C2ST must be ≈ 0.5."
+    """Plan 000 §6.2: real gestures vs the same geometry + cached timing through the assembly
+    helper; C2ST must be ≈ 0.5."""
     st = cache['stats']
     geom = normalize(torch.as_tensor(cache['dxdy']), cache['mask'], st)
     fake = compose_spatiotemporal_sequence(
@@ -727,7 +741,8 @@ def side_by_side(
     allow_timing_mismatch=False,
     verbose=False,
 ) -> pd.DataFrame:
-    "C2ST of every named generator (`SpatioTemporal`) vs `real_test`, full and geometry-only; one row per generator."
+    """C2ST of every named generator (`SpatioTemporal`) vs `real_test`, full and geometry-only; one
+    row per generator."""
     _require_st(real_test, 'side_by_side')
     feats = {v: judge_features(real_test, v) for v in variants}
     rows = []
@@ -767,7 +782,8 @@ def side_by_side(
             )
             if verbose:
                 print(
-                    f"{name:28s} {v:9s} acc {r['accuracy']:.3f} ± {r['accuracy_std']:.3f}  AUC {r['auc']:.3f}  ({time.time() - t0:.0f}s)"
+                    f"{name:28s} {v:9s} acc {r['accuracy']:.3f} ± {r['accuracy_std']:.3f}  "
+                    f"AUC {r['auc']:.3f}  ({time.time() - t0:.0f}s)"
                 )
         rows.append(row)
     return pd.DataFrame(rows).set_index('generator')
@@ -803,7 +819,8 @@ def plot_side_by_side(
 
 
 def eval_record(df: pd.DataFrame, **info) -> dict:
-    "A JSON-ready record of a side-by-side table (rows, seeds, sample counts) plus `info` (run dir, cache fingerprint, ...)."
+    """A JSON-ready record of a side-by-side table (rows, seeds, sample counts) plus `info` (run
+    dir, cache fingerprint, ...)."""
     rows = json.loads(df.reset_index().to_json(orient='records'))
     return {
         'c2st': rows,
@@ -819,8 +836,9 @@ def eval_record(df: pd.DataFrame, **info) -> dict:
 
 # %% ../nbs/06_evaluation.ipynb #a9b23dfc
 def timing_ablations(geom, cond: dict, stats: dict, timing_cache: dict, seed=0) -> dict:
-    """Our geometry (normalised [B,T,2] + `cond`) with a constant Δt = `stats['dt_median']` and with Δt resampled from a
-    real timing cache (a random cached gesture of the same length donates D and w); both via `compose_spatiotemporal_sequence`."""
+    """Our geometry (normalised [B,T,2] + `cond`) with a constant Δt = `stats['dt_median']` and
+    with Δt resampled from a real timing cache (a random cached gesture of the same length donates
+    D and w); both via `compose_spatiotemporal_sequence`."""
     return {
         'our geometry + const Δt': compose_spatiotemporal_sequence(
             geom,
@@ -838,7 +856,8 @@ def timing_ablations(geom, cond: dict, stats: dict, timing_cache: dict, seed=0) 
 
 # %% ../nbs/06_evaluation.ipynb #6545629b
 def plot_overlays(real: SpatioTemporal, fakes: dict, pixel_grid=True, bins=40):
-    "Density histograms (of log10 values except straightness) of duration, Δt, speed, |acceleration|, path length, straightness: real vs each fake."
+    """Density histograms (of log10 values except straightness) of duration, Δt, speed,
+    |acceleration|, path length, straightness: real vs each fake."""
     _require_st(real, 'plot_overlays')
 
     def q(st):
@@ -883,7 +902,8 @@ def plot_overlays(real: SpatioTemporal, fakes: dict, pixel_grid=True, bins=40):
 
 # %% ../nbs/06_evaluation.ipynb #3aef0ebf
 def timing_diagnostics(real: SpatioTemporal, fakes: dict) -> pd.DataFrame:
-    "Duration quantiles, Δt median, |vel| p95 and mean profile first/mid/last of real vs each fake (one column each)."
+    """Duration quantiles, Δt median, |vel| p95 and mean profile first/mid/last of real vs each fake
+    (one column each)."""
 
     def one(st):
         _require_st(st, 'timing_diagnostics')

@@ -137,7 +137,8 @@ class Conditioner(nn.Module):
 
 # %% ../nbs/02_timing_heads.ipynb #3daa893d
 class DurationHead(nn.Module):
-    "h → (μ_D, log σ_D) of a log-normal total duration; initialised at the cache's marginal μ_D, σ_D."
+    """h → (μ_D, log σ_D) of a log-normal total duration; initialised at the cache's marginal μ_D,
+    σ_D."""
 
     def __init__(self, hidden: int, mu_D: float = 0.0, sigma_D: float = 1.0):
         super().__init__()
@@ -157,7 +158,8 @@ def inverse_softplus(y: float) -> float:
 
 
 class ProfileHead(nn.Module):
-    "h → Dirichlet concentrations α [B,T] = softplus(·) + ε, parameterised by `param` (see PROFILE_PARAMS)."
+    """h → Dirichlet concentrations α [B,T] = softplus(·) + ε, parameterised by `param` (see
+    PROFILE_PARAMS)."""
 
     def __init__(
         self,
@@ -166,8 +168,8 @@ class ProfileHead(nn.Module):
         param: str = 'direct',
         rank: int = 16,
         eps: float = 1e-3,
-        end_steps: int = 4,
-    ):  # extra logits for the last `end_steps` valid steps (0: none)
+        end_steps: int = 4,  # extra logits for the last `end_steps` valid steps (0: none)
+    ):
         super().__init__()
         if param not in PROFILE_PARAMS:
             raise ValueError(f'profile_param must be one of {PROFILE_PARAMS}, got {param!r}')
@@ -198,7 +200,8 @@ class ProfileHead(nn.Module):
         return z
 
     def end_logits(self, h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        "Logits added at the last `end_steps` valid steps: b_k at step t = L−1−k (k = steps before the end)."
+        """Logits added at the last `end_steps` valid steps: b_k at step t = L−1−k (k = steps before
+        the end)."""
         k = lengths[:, None] - 1 - torch.arange(self.T, device=h.device)[None]  # [B,T]
         inside = (k >= 0) & (k < self.end_steps)
         return torch.where(
@@ -215,7 +218,8 @@ class ProfileHead(nn.Module):
 
 # %% ../nbs/02_timing_heads.ipynb #4bf2aa26
 def step_geometry_features(dxdy: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    "Per-step inputs [B,T,2]: log(1+|Δp_t|)/3 and its deviation from the gesture's mean (0 on padding)."
+    """Per-step inputs [B,T,2]: log(1+|Δp_t|)/3 and its deviation from the gesture's mean (0 on
+    padding)."""
     m = mask.bool()
     s = torch.log1p(torch.as_tensor(dxdy, dtype=torch.float32).norm(dim=-1)) / 3.0 * m
     mean = s.sum(-1, keepdim=True) / m.sum(-1, keepdim=True).clamp_min(1)
@@ -223,7 +227,8 @@ def step_geometry_features(dxdy: torch.Tensor, mask: torch.Tensor) -> torch.Tens
 
 
 class StepGeometry(nn.Module):
-    "Per-step logits (for α and for the repeat probability) from step geometry, modulated by the gesture's h."
+    """Per-step logits (for α and for the repeat probability) from step geometry, modulated by the
+    gesture's h."""
 
     def __init__(self, hidden: int, dim: int = 32, n_in: int = 2):
         super().__init__()
@@ -241,7 +246,8 @@ ZERO_MODES = ('floor', 'inflate')
 
 
 class TimingModel(nn.Module):
-    "Conditioner → (duration head: μ_D, log σ_D) and (profile head: Dirichlet α over the valid steps)."
+    """Conditioner → (duration head: μ_D, log σ_D) and (profile head: Dirichlet α over the valid
+    steps)."""
 
     def __init__(
         self,
@@ -256,12 +262,14 @@ class TimingModel(nn.Module):
         end_steps: int = 4,  # end-aligned logits for the last steps
         zeros: str = 'inflate',  # repeated timestamps: 'inflate' or 'floor' (w̃ target)
         step_geometry: bool = False,  # per-step logits from the step lengths (needs `dxdy`)
-        condition_on_duration: bool = True,  # profile head reads log D: p(w | D, c) instead of p(w | c)
+        # profile head reads log D: p(w | D, c) instead of p(w | c)
+        condition_on_duration: bool = True,
         use_features: bool = True,
         use_user: bool = True,
+        # initial duration (the cache's marginal)
         mu_D: float = 0.0,
         sigma_D: float = 1.0,
-    ):  # initial duration (the cache's marginal)
+    ):
         super().__init__()
         if zeros not in ZERO_MODES:
             raise ValueError(f'zeros must be one of {ZERO_MODES}, got {zeros!r}')
@@ -310,7 +318,8 @@ class TimingModel(nn.Module):
 
     @classmethod
     def from_stats(cls, stats: dict, **config):
-        "A model sized and initialised from a cache's `stats` (n_features, n_users, T, μ_D, σ_D, buffers)."
+        """A model sized and initialised from a cache's `stats` (n_features, n_users, T, μ_D, σ_D,
+        buffers)."""
         n_features = len(stats['feature_mean'])
         cfg = dict(
             n_features=n_features,
@@ -340,7 +349,8 @@ class TimingModel(nn.Module):
     def condition(
         self, dxdy: torch.Tensor, mask: torch.Tensor, user: torch.Tensor | None = None
     ) -> dict:
-        "A conditioning dict from raw geometry (pixels [B,T,2]), standardised with the model's statistics."
+        """A conditioning dict from raw geometry (pixels [B,T,2]), standardised with the model's
+        statistics."""
         from factored_timing.cache import gesture_features, standardize_features
 
         dev = self.feature_mean.device
@@ -358,7 +368,8 @@ class TimingModel(nn.Module):
     def profile_input(
         self, h: torch.Tensor, mu: torch.Tensor, log_sigma: torch.Tensor, duration: torch.Tensor
     ) -> torch.Tensor:
-        "h_w = SiLU(W [h; log D; ε]), ε = (log D − μ)/σ with μ, σ detached; just h when not conditioning on D."
+        """h_w = SiLU(W [h; log D; ε]), ε = (log D − μ)/σ with μ, σ detached; just h when not
+        conditioning on D."""
         if not exists(self.profile_in):
             return h
         log_D = duration.log()
@@ -371,11 +382,13 @@ class TimingModel(nn.Module):
         mask: torch.Tensor,
         user: torch.Tensor | None = None,
         dxdy: torch.Tensor | None = None,
-        duration: torch.Tensor
-        | None = None,  # [B] seconds the profile is conditioned on; None: drawn, or e^μ
-        draw: bool = False,  # with no `duration`: draw D ~ LogNormal(μ, σ) instead of the median e^μ
+        # [B] seconds the profile is conditioned on; None: drawn, or e^μ
+        duration: torch.Tensor | None = None,
+        # with no `duration`: draw D ~ LogNormal(μ, σ) instead of the median e^μ
+        draw: bool = False,
     ) -> dict:
-        "(μ_D, log σ_D, the duration D used, α, zero logits) for a batch; users drawn from the prior where none are given."
+        """(μ_D, log σ_D, the duration D used, α, zero logits) for a batch; users drawn from the
+        prior where none are given."""
         mask = mask.bool()
         if user is None:
             user = self.sample_users(features.shape[0]).to(features.device)
@@ -405,14 +418,16 @@ class TimingModel(nn.Module):
         return out
 
     def mean_profile(self, out: dict, mask: torch.Tensor) -> torch.Tensor:
-        "E[w] of the profile head: α/Σα; with zero inflation ≈ (1−p)α / Σ(1−p)α (p: repeat probability)."
+        """E[w] of the profile head: α/Σα; with zero inflation ≈ (1−p)α / Σ(1−p)α (p: repeat
+        probability)."""
         a = out['alpha'] * mask
         if 'zero_logit' in out:
             a = a * torch.sigmoid(-out['zero_logit'])
         return a / a.sum(-1, keepdim=True).clamp_min(1e-30)
 
     def nll(self, batch: dict) -> dict:
-        "Per-gesture NLLs: `duration` −log LogNormal(D) and `profile` −log p(w) over the valid steps."
+        """Per-gesture NLLs: `duration` −log LogNormal(D) and `profile` −log p(w) over the valid
+        steps."""
         mask = batch['mask'].bool()
         out = self(
             batch['features'],
@@ -424,7 +439,9 @@ class TimingModel(nn.Module):
         nll_D = lognormal_nll(out['mu'], out['log_sigma'], batch['duration'])
         if self.zeros == 'floor':  # Dirichlet on the floored target w̃ over all valid steps
             nll_w = -masked_dirichlet_log_prob(out['alpha'], batch['profile_target'], mask)
-        else:  # zero-inflated: Bernoulli(repeat) on every valid step + Dirichlet on the exact w over the positive steps
+        else:
+            # zero-inflated: Bernoulli(repeat) on every valid step + Dirichlet on the exact w over
+            # the positive steps
             pos = mask & (batch['profile'] > 0)
             bce = F.binary_cross_entropy_with_logits(
                 out['zero_logit'], (mask & ~pos).to(out['alpha'].dtype), reduction='none'
@@ -437,21 +454,22 @@ class TimingModel(nn.Module):
     @torch.no_grad()
     def sample(
         self,
-        cond: dict
-        | torch.Tensor,  # a conditioning dict, or standardised features [B,F] (then `mask=`)
-        user: torch.Tensor
-        | None = None,  # [B] users (overrides cond['user']); drawn from the prior if None
+        # a conditioning dict, or standardised features [B,F] (then `mask=`)
+        cond: dict | torch.Tensor,
+        # [B] users (overrides cond['user']); drawn from the prior if None
+        user: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,  # [B,T] valid steps (overrides cond['mask'])
-        dxdy: torch.Tensor
-        | None = None,  # [B,T,2] pixel deltas (overrides cond['dxdy']); needed with step_geometry
+        # [B,T,2] pixel deltas (overrides cond['dxdy']); needed with step_geometry
+        dxdy: torch.Tensor | None = None,
         deterministic: bool = False,  # median duration exp(μ) and the mean profile instead of draws
-        quantize: bool
-        | float = False,  # snap to the clock tick: True = the cache's tick, or a tick in seconds
-        unfloor: bool = True,  # 'floor' mode: map the floored shares back to exact shares (zeros allowed)
-    ) -> tuple[
-        torch.Tensor, torch.Tensor
-    ]:  # D [B] seconds, w [B,T] (sum 1 on valid steps, 0 on padding)
-        "Sample a total duration D ~ LogNormal(μ, σ), then shares w ~ Dir(α) over each row's valid steps (α given D by default)."
+        # snap to the clock tick: True = the cache's tick, or a tick in seconds
+        quantize: bool | float = False,
+        # 'floor' mode: map the floored shares back to exact shares (zeros allowed)
+        unfloor: bool = True,
+        # D [B] seconds, w [B,T] (sum 1 on valid steps, 0 on padding)
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sample a total duration D ~ LogNormal(μ, σ), then shares w ~ Dir(α) over each row's
+        valid steps (α given D by default)."""
         if not isinstance(cond, dict):
             cond = dict(features=cond)
         dev = self.feature_mean.device

@@ -13,8 +13,13 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
-from .base import (CheckpointError, save_checkpoint, load_checkpoint, ema_warmup_avg_fn,
-                                  step_generator)
+from factored_timing.base import (
+    CheckpointError,
+    save_checkpoint,
+    load_checkpoint,
+    ema_warmup_avg_fn,
+    step_generator,
+)
 from .cache import load_timing_cache, standardize_features
 from .timing_heads import TimingModel, masked_dirichlet_log_prob, lognormal_nll
 
@@ -25,66 +30,120 @@ __all__ = ['BATCH_KEYS', 'CKPT_NAME', 'TIMING_CKPT_KEYS', 'MODEL_KEYS', 'QUANTIL
            'format_compare']
 
 # %% ../nbs/03_timing_train.ipynb #44072d9d
-BATCH_KEYS = ('features', 'user', 'duration', 'log_duration', 'profile', 'profile_target', 'mask', 'dt', 'lengths', 'dxdy')
+BATCH_KEYS = (
+    'features',
+    'user',
+    'duration',
+    'log_duration',
+    'profile',
+    'profile_target',
+    'mask',
+    'dt',
+    'lengths',
+    'dxdy',
+)
 
-def timing_tensors(data:dict, stats:dict|None=None, device='cpu', positives_only:bool=True) -> dict:
-    "The tensors of one split's timing cache that the heads read (genuine gestures), features standardised with `stats` (train)."
+
+def timing_tensors(
+    data: dict, stats: dict | None = None, device='cpu', positives_only: bool = True
+) -> dict:
+    """The tensors of one split's timing cache that the heads read (genuine gestures), features
+    standardised with `stats` (train)."""
     stats = stats or data['stats']
-    keep = data['positive'] == 1 if positives_only else torch.ones(len(data['duration']), dtype=torch.bool)
+    keep = (
+        data['positive'] == 1
+        if positives_only
+        else torch.ones(len(data['duration']), dtype=torch.bool)
+    )
     out = {k: data[k][keep] for k in BATCH_KEYS if k != 'features'}
     out['features'] = standardize_features(data['features'][keep], stats)
     out['mask'] = out['mask'].bool()
     return {k: v.to(device) for k, v in out.items()}
 
-def iterate_batches(tensors:dict, batch_size:int=256, shuffle:bool=False, generator:torch.Generator|None=None):
+
+def iterate_batches(
+    tensors: dict,
+    batch_size: int = 256,
+    shuffle: bool = False,
+    generator: torch.Generator | None = None,
+):
     "Yield dict batches of `tensors` (random order when `shuffle`, drawn from `generator`)."
     n = len(tensors['duration'])
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     for i in range(0, n, batch_size):
-        idx = order[i:i + batch_size].to(tensors['duration'].device)
+        idx = order[i : i + batch_size].to(tensors['duration'].device)
         yield {k: v[idx] for k, v in tensors.items()}
 
 # %% ../nbs/03_timing_train.ipynb #298d01f3
-def _positives(data:dict) -> dict:
+def _positives(data: dict) -> dict:
     keep = data['positive'] == 1
     return {k: data[k][keep] for k in ('duration', 'mask', 'profile', 'profile_target', 'dt')}
+
 
 def _baseline_alpha(mean_profile, mask, s):
     m = mean_profile.clamp_min(1e-8)[None] * mask
     return s * m / m.sum(-1, keepdim=True)
 
-def _baseline_profile_ll(base:dict, data:dict) -> torch.Tensor:
+
+def _baseline_profile_ll(base: dict, data: dict) -> torch.Tensor:
     "Per-gesture log-likelihood of the baseline's profile part (in the family of `base['zeros']`)."
     mask = data['mask'].bool()
     if base['zeros'] == 'floor':
-        return masked_dirichlet_log_prob(_baseline_alpha(base['mean_profile'], mask, base['s']), data['profile_target'].double(), mask)
-    pos = mask & (data['profile'] > 0); p = base['zero_p'].clamp(1e-6, 1 - 1e-6)[None]
+        return masked_dirichlet_log_prob(
+            _baseline_alpha(base['mean_profile'], mask, base['s']),
+            data['profile_target'].double(),
+            mask,
+        )
+    pos = mask & (data['profile'] > 0)
+    p = base['zero_p'].clamp(1e-6, 1 - 1e-6)[None]
     bern = torch.where(pos, (1 - p).log(), p.log()) * mask
-    return masked_dirichlet_log_prob(_baseline_alpha(base['mean_profile'], pos, base['s']), data['profile'].double(), pos) + bern.sum(-1)
+    return masked_dirichlet_log_prob(
+        _baseline_alpha(base['mean_profile'], pos, base['s']), data['profile'].double(), pos
+    ) + bern.sum(-1)
 
-def fit_baseline(train:dict, zeros:str='floor') -> dict:
-    "The trivial baseline of a train split: unconditional log-normal (μ, σ), mean-profile Dirichlet concentration s."
+
+def fit_baseline(train: dict, zeros: str = 'floor') -> dict:
+    """The trivial baseline of a train split: unconditional log-normal (μ, σ), mean-profile
+    Dirichlet concentration s."""
     train = _positives(train)
     logD = train['duration'].double().log()
     mask = train['mask'].bool()
     target = train['profile_target'] if zeros == 'floor' else train['profile']
-    base = dict(zeros=zeros, mu=float(logD.mean()), sigma=float(logD.std()), s=1.,
-                mean_profile=target.double().mean(0),
-                zero_p=((train['dt'] == 0) & mask).double().sum(0) / mask.double().sum(0).clamp_min(1))
-    n = len(train['duration'])  # the 1-D search for s reads at most 8192 gestures (a fixed, seeded subset)
-    sub = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:8192] if n > 8192 else torch.arange(n)
+    base = dict(
+        zeros=zeros,
+        mu=float(logD.mean()),
+        sigma=float(logD.std()),
+        s=1.0,
+        mean_profile=target.double().mean(0),
+        zero_p=((train['dt'] == 0) & mask).double().sum(0) / mask.double().sum(0).clamp_min(1),
+    )
+    n = len(
+        train['duration']
+    )  # the 1-D search for s reads at most 8192 gestures (a fixed, seeded subset)
+    sub = (
+        torch.randperm(n, generator=torch.Generator().manual_seed(0))[:8192]
+        if n > 8192
+        else torch.arange(n)
+    )
     fit = {k: train[k][sub] for k in ('mask', 'profile', 'profile_target', 'dt')}
-    def ll(log_s): return _baseline_profile_ll({**base, 's': math.exp(log_s)}, fit).mean().item()
+
+    def ll(log_s):
+        return _baseline_profile_ll({**base, 's': math.exp(log_s)}, fit).mean().item()
+
     best = max(np.linspace(-2, 10, 25), key=ll)
     for step in (0.25, 0.06, 0.015):  # refine around the best grid point
         best = max(best + step * np.arange(-2, 3), key=ll)
     return {**base, 's': float(math.exp(best))}
 
-def baseline_nll(baseline:dict, data:dict) -> dict:
+
+def baseline_nll(baseline: dict, data: dict) -> dict:
     "Mean per-gesture NLL of the trivial baseline on a split: duration, profile and their sum."
     data = _positives(data)
-    nll_D = lognormal_nll(torch.full_like(data['duration'], baseline['mu']),
-                          torch.full_like(data['duration'], math.log(baseline['sigma'])), data['duration']).mean()
+    nll_D = lognormal_nll(
+        torch.full_like(data['duration'], baseline['mu']),
+        torch.full_like(data['duration'], math.log(baseline['sigma'])),
+        data['duration'],
+    ).mean()
     nll_w = -_baseline_profile_ll(baseline, data).mean()
     return dict(duration=float(nll_D), profile=float(nll_w), total=float(nll_D + nll_w))
 
@@ -92,22 +151,40 @@ def baseline_nll(baseline:dict, data:dict) -> dict:
 CKPT_NAME = 'timing.pt'
 TIMING_CKPT_KEYS = ('model', 'ema', 'config', 'fingerprint', 'T', 'epoch')
 
-def load_timing_checkpoint(path, fingerprint:str|None=None, T:int|None=None, map_location='cpu') -> dict:
-    "A timing-heads checkpoint (`base.load_checkpoint`, kind `timing`), refused if of another cache or T."
-    return load_checkpoint(path, kind='timing', expect={'fingerprint': fingerprint, 'T': T},
-                           required=TIMING_CKPT_KEYS, map_location=map_location,
-                           hint='Train on this cache (into another directory), or point at the cache it was trained on.')
 
-def model_from_checkpoint(ck:dict, ema:bool=True) -> TimingModel:
+def load_timing_checkpoint(
+    path, fingerprint: str | None = None, T: int | None = None, map_location='cpu'
+) -> dict:
+    """A timing-heads checkpoint (`base.load_checkpoint`, kind `timing`), refused if of another
+    cache or T."""
+    return load_checkpoint(
+        path,
+        kind='timing',
+        expect={'fingerprint': fingerprint, 'T': T},
+        required=TIMING_CKPT_KEYS,
+        map_location=map_location,
+        hint=(
+            'Train on this cache (into another directory), or point at the cache it was trained on.'
+        ),
+    )
+
+
+def model_from_checkpoint(ck: dict, ema: bool = True) -> TimingModel:
     "The TimingModel of a loaded checkpoint, with its EMA weights (default) or its raw weights."
-    model = TimingModel(**{'condition_on_duration': False, **ck['config']})   # checkpoints from before that option
+    model = TimingModel(
+        **{'condition_on_duration': False, **ck['config']}
+    )  # checkpoints from before that option
     if ema:
         sd = {k.removeprefix('module.'): v for k, v in ck['ema'].items() if k.startswith('module.')}
         model.load_state_dict(sd)
-    else: model.load_state_dict(ck['model'])
+    else:
+        model.load_state_dict(ck['model'])
     return model.eval()
 
-def load_timing_model(path, ema:bool=True, map_location='cpu', fingerprint:str|None=None, T:int|None=None) -> TimingModel:
+
+def load_timing_model(
+    path, ema: bool = True, map_location='cpu', fingerprint: str | None = None, T: int | None = None
+) -> TimingModel:
     "Load the (EMA) TimingModel of a checkpoint file, for sampling."
     ck = load_timing_checkpoint(path, fingerprint, T, map_location)
     return model_from_checkpoint(ck, ema).to(map_location)
@@ -116,111 +193,225 @@ def load_timing_model(path, ema:bool=True, map_location='cpu', fingerprint:str|N
 def _ends(w, mask):
     "Mean share at each row's first and last valid step."
     L = mask.sum(-1)
-    return w[:, 0].mean().item(), w[torch.arange(len(L), device=w.device), (L - 1).clamp_min(0)].mean().item()
+    return w[:, 0].mean().item(), w[
+        torch.arange(len(L), device=w.device), (L - 1).clamp_min(0)
+    ].mean().item()
+
 
 @torch.no_grad()
-def evaluate_nll(model:TimingModel, tensors:dict, batch_size:int=4096) -> dict:
-    "Mean per-gesture NLLs (duration, profile, total) of `model` on a split, plus mean μ, σ and mean profile."
+def evaluate_nll(model: TimingModel, tensors: dict, batch_size: int = 4096) -> dict:
+    """Mean per-gesture NLLs (duration, profile, total) of `model` on a split, plus mean μ, σ and
+    mean profile."""
     model.eval()
-    tot = dict(duration=0., profile=0.); mus, sigmas, means = [], [], []
+    tot = dict(duration=0.0, profile=0.0)
+    mus, sigmas, means = [], [], []
     for b in iterate_batches(tensors, batch_size):
         out = model.nll(b)
-        tot['duration'] += out['duration'].sum().item(); tot['profile'] += out['profile'].sum().item()
-        mus.append(out['mu']); sigmas.append(out['log_sigma'].exp())
+        tot['duration'] += out['duration'].sum().item()
+        tot['profile'] += out['profile'].sum().item()
+        mus.append(out['mu'])
+        sigmas.append(out['log_sigma'].exp())
         means.append(model.mean_profile(out, b['mask']))
     n = len(tensors['duration'])
-    res = {k: v / n for k, v in tot.items()}; res['total'] = res['duration'] + res['profile']
+    res = {k: v / n for k, v in tot.items()}
+    res['total'] = res['duration'] + res['profile']
     res['mu'], res['sigma'] = torch.cat(mus), torch.cat(sigmas)
     res['mean_profile'] = torch.cat(means)
     return res
 
-def _log_stats(epoch:int, train_loss:float, model:TimingModel, val:dict, cache_stats:dict, write=print) -> dict:
-    "One epoch's log record: losses, duration μ/σ and first/mid/last profile means vs the cache's; flags a collapse."
+
+def _log_stats(
+    epoch: int, train_loss: float, model: TimingModel, val: dict, cache_stats: dict, write=print
+) -> dict:
+    """One epoch's log record: losses, duration μ/σ and first/mid/last profile means vs the cache's;
+    flags a collapse."""
     ev = evaluate_nll(model, val)
-    T = val['mask'].shape[1]; mid = T // 2
-    mp_model = ev['mean_profile'].mean(0).cpu(); mp_cache = torch.as_tensor(cache_stats['mean_profile']).cpu()
+    T = val['mask'].shape[1]
+    mid = T // 2
+    mp_model = ev['mean_profile'].mean(0).cpu()
+    mp_cache = torch.as_tensor(cache_stats['mean_profile']).cpu()
     mask = val['mask']
-    flat = (mask / mask.sum(-1, keepdim=True))
-    f_flat, l_flat = _ends(flat, mask); f_data, l_data = _ends(val['profile'], mask); f_mod, l_mod = _ends(ev['mean_profile'], mask)
-    dep_data = (abs(f_data - f_flat), abs(l_data - l_flat)); dep_mod = (abs(f_mod - f_flat), abs(l_mod - l_flat))
+    flat = mask / mask.sum(-1, keepdim=True)
+    f_flat, l_flat = _ends(flat, mask)
+    f_data, l_data = _ends(val['profile'], mask)
+    f_mod, l_mod = _ends(ev['mean_profile'], mask)
+    dep_data = (abs(f_data - f_flat), abs(l_data - l_flat))
+    dep_mod = (abs(f_mod - f_flat), abs(l_mod - l_flat))
     informative = [d > 0.05 * fl for d, fl in zip(dep_data, (f_flat, l_flat))]
-    collapse = any(informative) and all(dm < 0.1 * dd for dm, dd, inf in zip(dep_mod, dep_data, informative) if inf)
-    rec = dict(epoch=epoch, train_loss=float(train_loss), val_loss=ev['total'], val_nll_duration=ev['duration'],
-               val_nll_profile=ev['profile'], mu=ev['mu'].mean().item(), sigma=ev['sigma'].mean().item(),
-               cache_mu=float(cache_stats['mu_D']), cache_sigma=float(cache_stats['sigma_D']),
-               profile_first=float(mp_model[0]), profile_mid=float(mp_model[mid]), profile_last=float(mp_model[-1]),
-               cache_first=float(mp_cache[0]), cache_mid=float(mp_cache[mid]), cache_last=float(mp_cache[-1]),
-               end_shares=[f_mod, l_mod], data_end_shares=[f_data, l_data], collapse=bool(collapse),
-               finite=bool(math.isfinite(train_loss) and math.isfinite(ev['total'])))
-    line = (f"epoch {epoch:3d} | train {train_loss:9.4f} | val {ev['total']:9.4f} (D {ev['duration']:.4f}, w {ev['profile']:.3f}) "
-            f"| μ {rec['mu']:.3f}/{rec['cache_mu']:.3f} σ {rec['sigma']:.3f}/{rec['cache_sigma']:.3f} "
-            f"| w first/mid/last {rec['profile_first']:.4g}/{rec['profile_mid']:.3g}/{rec['profile_last']:.3g} "
-            f"vs cache {rec['cache_first']:.4g}/{rec['cache_mid']:.3g}/{rec['cache_last']:.3g}")
+    collapse = any(informative) and all(
+        dm < 0.1 * dd for dm, dd, inf in zip(dep_mod, dep_data, informative) if inf
+    )
+    rec = dict(
+        epoch=epoch,
+        train_loss=float(train_loss),
+        val_loss=ev['total'],
+        val_nll_duration=ev['duration'],
+        val_nll_profile=ev['profile'],
+        mu=ev['mu'].mean().item(),
+        sigma=ev['sigma'].mean().item(),
+        cache_mu=float(cache_stats['mu_D']),
+        cache_sigma=float(cache_stats['sigma_D']),
+        profile_first=float(mp_model[0]),
+        profile_mid=float(mp_model[mid]),
+        profile_last=float(mp_model[-1]),
+        cache_first=float(mp_cache[0]),
+        cache_mid=float(mp_cache[mid]),
+        cache_last=float(mp_cache[-1]),
+        end_shares=[f_mod, l_mod],
+        data_end_shares=[f_data, l_data],
+        collapse=bool(collapse),
+        finite=bool(math.isfinite(train_loss) and math.isfinite(ev['total'])),
+    )
+    line = (
+        f"epoch {epoch:3d} | train {train_loss:9.4f} | val {ev['total']:9.4f} "
+        f"(D {ev['duration']:.4f}, w {ev['profile']:.3f}) "
+        f"| μ {rec['mu']:.3f}/{rec['cache_mu']:.3f} σ {rec['sigma']:.3f}/{rec['cache_sigma']:.3f} "
+        f"| w first/mid/last "
+        f"{rec['profile_first']:.4g}/{rec['profile_mid']:.3g}/{rec['profile_last']:.3g} "
+        f"vs cache {rec['cache_first']:.4g}/{rec['cache_mid']:.3g}/{rec['cache_last']:.3g}"
+    )
     if collapse:
-        line += (f" | COLLAPSE: flat profile (end shares {f_mod:.4g}/{l_mod:.4g}, flat {f_flat:.4g}/{l_flat:.4g}, "
-                 f"data {f_data:.4g}/{l_data:.4g})")
+        line += (
+            f" | COLLAPSE: flat profile (end shares {f_mod:.4g}/{l_mod:.4g}, "
+            f"flat {f_flat:.4g}/{l_flat:.4g}, "
+            f"data {f_data:.4g}/{l_data:.4g})"
+        )
         warnings.warn(f"timing profile collapsed to flat at epoch {epoch}")
     write(line)
     return rec
 
 # %% ../nbs/03_timing_train.ipynb #a8481b0c
-MODEL_KEYS = ('hidden', 'user_dim', 'profile_param', 'rank', 'eps', 'end_steps', 'zeros', 'step_geometry', 'condition_on_duration',
-              'use_features', 'use_user')
+MODEL_KEYS = (
+    'hidden',
+    'user_dim',
+    'profile_param',
+    'rank',
+    'eps',
+    'end_steps',
+    'zeros',
+    'step_geometry',
+    'condition_on_duration',
+    'use_features',
+    'use_user',
+)
+
 
 def _cosine_lr(lr, epoch, epochs, floor=0.1):
     "lr · (floor + (1−floor)·½(1+cos(π e/E))) for epoch e = 0..E−1."
     return lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * epoch / max(epochs, 1))))
 
-def _default_device(): return 'cuda' if torch.cuda.is_available() else 'cpu'
 
-def train_timing(cache_dir, out, epochs:int=40, seed:int=0,
-                 resume:bool=False,        # continue from OUT/timing.pt
-                 overwrite:bool=False,     # start afresh even if OUT/timing.pt exists
-                 device:str|None=None,     # default: cuda when present, else cpu
-                 batch_size:int=256, lr:float=3e-3, weight_decay:float=1e-4, ema_decay:float=0.995,
-                 grad_clip:float=1.0, profile_weight:float|None=None,
-                 max_minutes:float|None=None, # stop (with a checkpoint) after the epoch that passes this budget
-                 quiet:bool=False, callbacks=(), **model_cfg) -> dict:
-    "Train the timing heads on a cache's train split, validate on val; returns the JSON-able summary."
+def _default_device():
+    return 'cuda' if torch.cuda.is_available() else 'cpu'
+
+
+def train_timing(
+    cache_dir,
+    out,
+    epochs: int = 40,
+    seed: int = 0,
+    resume: bool = False,  # continue from OUT/timing.pt
+    overwrite: bool = False,  # start afresh even if OUT/timing.pt exists
+    device: str | None = None,  # default: cuda when present, else cpu
+    batch_size: int = 256,
+    lr: float = 3e-3,
+    weight_decay: float = 1e-4,
+    ema_decay: float = 0.995,
+    grad_clip: float = 1.0,
+    profile_weight: float | None = None,
+    # stop (with a checkpoint) after the epoch that passes this budget
+    max_minutes: float | None = None,
+    quiet: bool = False,
+    callbacks=(),
+    **model_cfg,
+) -> dict:
+    """Train the timing heads on a cache's train split, validate on val; returns the JSON-able
+    summary."""
     t_start = time.time()
     bad = set(model_cfg) - set(MODEL_KEYS)
-    if bad: raise TypeError(f"train_timing: unknown options {sorted(bad)}; model options are {MODEL_KEYS}")
+    if bad:
+        raise TypeError(
+            f"train_timing: unknown options {sorted(bad)}; model options are {MODEL_KEYS}"
+        )
     device = device or _default_device()
-    out = Path(out); ckpt_path = out/CKPT_NAME
+    out = Path(out)
+    ckpt_path = out / CKPT_NAME
     train, val = load_timing_cache(cache_dir, 'train'), load_timing_cache(cache_dir, 'val')
     stats, fp, T = train['stats'], train['fingerprint'], int(train['stats']['T'])
     tr, va = timing_tensors(train, stats, device), timing_tensors(val, stats, device)
-    if profile_weight is None: profile_weight = 1. / tr['mask'].sum(-1).float().mean().item()
+    if profile_weight is None:
+        profile_weight = 1.0 / tr['mask'].sum(-1).float().mean().item()
     write = (lambda s: None) if quiet else tqdm.write
 
     torch.manual_seed(seed)
     model = TimingModel.from_stats(stats, **model_cfg).to(device)
     ema = AveragedModel(model, multi_avg_fn=ema_warmup_avg_fn(ema_decay), use_buffers=True)
-    opt_D = torch.optim.AdamW([*model.conditioner.parameters(), *model.duration.parameters()], lr=lr, weight_decay=weight_decay)
+    opt_D = torch.optim.AdamW(
+        [*model.conditioner.parameters(), *model.duration.parameters()],
+        lr=lr,
+        weight_decay=weight_decay,
+    )
     shared = {id(p) for p in [*model.conditioner.parameters(), *model.duration.parameters()]}
-    opt_w = torch.optim.AdamW([p for p in model.parameters() if id(p) not in shared], lr=lr, weight_decay=weight_decay)
-    train_cfg = dict(epochs=epochs, seed=seed, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                     ema_decay=ema_decay, grad_clip=grad_clip, profile_weight=profile_weight)
-    start, history, seconds = 0, [], 0.
+    opt_w = torch.optim.AdamW(
+        [p for p in model.parameters() if id(p) not in shared], lr=lr, weight_decay=weight_decay
+    )
+    train_cfg = dict(
+        epochs=epochs,
+        seed=seed,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        ema_decay=ema_decay,
+        grad_clip=grad_clip,
+        profile_weight=profile_weight,
+    )
+    start, history, seconds = 0, [], 0.0
     if ckpt_path.exists() and not (resume or overwrite):
-        raise FileExistsError(f"{ckpt_path} exists: pass resume=True to continue it, "
-                              "overwrite=True to start afresh, or another out dir")
+        raise FileExistsError(
+            f"{ckpt_path} exists: pass resume=True to continue it, "
+            "overwrite=True to start afresh, or another out dir"
+        )
     if resume and ckpt_path.exists():
         ck = load_timing_checkpoint(ckpt_path, fingerprint=fp, T=T, map_location=device)
         if ck['config'] != model.config:
-            diff = {k: (ck['config'].get(k), v) for k, v in model.config.items() if ck['config'].get(k) != v}
-            raise CheckpointError(f"{ckpt_path}: model config differs from the one asked for (checkpoint, now): {diff}")
-        model.load_state_dict(ck['model']); ema.load_state_dict(ck['ema'])
-        opt_D.load_state_dict(ck['opt_duration']); opt_w.load_state_dict(ck['opt_profile'])
-        start, history, seconds = int(ck['epoch']), list(ck['history']), float(ck.get('seconds', 0.))
+            diff = {
+                k: (ck['config'].get(k), v)
+                for k, v in model.config.items()
+                if ck['config'].get(k) != v
+            }
+            raise CheckpointError(
+                f"{ckpt_path}: model config differs from the one asked for "
+                f"(checkpoint, now): {diff}"
+            )
+        model.load_state_dict(ck['model'])
+        ema.load_state_dict(ck['ema'])
+        opt_D.load_state_dict(ck['opt_duration'])
+        opt_w.load_state_dict(ck['opt_profile'])
+        start, history, seconds = (
+            int(ck['epoch']),
+            list(ck['history']),
+            float(ck.get('seconds', 0.0)),
+        )
         write(f"resuming {ckpt_path} after epoch {start}")
-    elif resume: write(f"resume: no checkpoint at {ckpt_path}, starting afresh")
+    elif resume:
+        write(f"resume: no checkpoint at {ckpt_path}, starting afresh")
 
     def state(epoch):
-        return dict(epoch=epoch, model=model.state_dict(), ema=ema.state_dict(),
-                    opt_duration=opt_D.state_dict(), opt_profile=opt_w.state_dict(), config=dict(model.config),
-                    train_config=train_cfg, fingerprint=fp, T=T, history=history, seconds=seconds,
-                    cache_dir=str(cache_dir), stats=dict(mu_D=float(stats['mu_D']), sigma_D=float(stats['sigma_D'])))
+        return dict(
+            epoch=epoch,
+            model=model.state_dict(),
+            ema=ema.state_dict(),
+            opt_duration=opt_D.state_dict(),
+            opt_profile=opt_w.state_dict(),
+            config=dict(model.config),
+            train_config=train_cfg,
+            fingerprint=fp,
+            T=T,
+            history=history,
+            seconds=seconds,
+            cache_dir=str(cache_dir),
+            stats=dict(mu_D=float(stats['mu_D']), sigma_D=float(stats['sigma_D'])),
+        )
 
     stopped = None
     bar = tqdm(range(start, epochs), desc='timing', disable=quiet, initial=start, total=epochs)
@@ -228,114 +419,202 @@ def train_timing(cache_dir, out, epochs:int=40, seed:int=0,
         t0 = time.time()
         model.train()
         for o in (opt_D, opt_w):
-            for g in o.param_groups: g['lr'] = _cosine_lr(lr, epoch, epochs)
+            for g in o.param_groups:
+                g['lr'] = _cosine_lr(lr, epoch, epochs)
         gen = step_generator(seed, epoch)
-        tot, n = 0., 0
+        tot, n = 0.0, 0
         for b in iterate_batches(tr, batch_size, shuffle=True, generator=gen):
             out_ = model.nll(b)
             loss = out_['duration'].mean() + profile_weight * out_['profile'].mean()
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite timing loss at epoch {epoch}; last checkpoint kept at {ckpt_path}")
-            opt_D.zero_grad(set_to_none=True); opt_w.zero_grad(set_to_none=True)
+                raise FloatingPointError(
+                    f"non-finite timing loss at epoch {epoch}; last checkpoint kept at {ckpt_path}"
+                )
+            opt_D.zero_grad(set_to_none=True)
+            opt_w.zero_grad(set_to_none=True)
             loss.backward()
-            if grad_clip: torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            opt_D.step(); opt_w.step()
+            if grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            opt_D.step()
+            opt_w.step()
             ema.update_parameters(model)
-            tot += loss.item() * len(b['duration']); n += len(b['duration'])
+            tot += loss.item() * len(b['duration'])
+            n += len(b['duration'])
         rec = _log_stats(epoch + 1, tot / n, ema.module, va, stats, write)
         seconds += time.time() - t0
         rec['seconds'] = round(seconds, 2)
         history.append(rec)
         save_checkpoint(ckpt_path, state(epoch + 1), kind='timing')
         bar.set_postfix(train=f"{rec['train_loss']:.3f}", val=f"{rec['val_loss']:.3f}")
-        for cb in callbacks: cb(epoch + 1, rec)
-        if max_minutes is not None and time.time() - t_start > 60 * max_minutes and epoch + 1 < epochs:
-            stopped = f'time budget of {max_minutes} min reached after epoch {epoch + 1}'; write(stopped); break
+        for cb in callbacks:
+            cb(epoch + 1, rec)
+        if (
+            max_minutes is not None
+            and time.time() - t_start > 60 * max_minutes
+            and epoch + 1 < epochs
+        ):
+            stopped = f'time budget of {max_minutes} min reached after epoch {epoch + 1}'
+            write(stopped)
+            break
     bar.close()
 
-    base = fit_baseline(train, model.zeros); base_val = baseline_nll(base, val)
+    base = fit_baseline(train, model.zeros)
+    base_val = baseline_nll(base, val)
     ev = evaluate_nll(ema.module, va)
     last = history[-1] if history else {}
-    return dict(checkpoint=str(ckpt_path), cache=str(cache_dir), fingerprint=fp, device=device,
-                epochs=int(history[-1]['epoch']) if history else 0, epochs_planned=epochs, stopped=stopped,
-                train_seconds=round(seconds, 2),
-                val_nll=dict(duration=ev['duration'], profile=ev['profile'], total=ev['total']),
-                baseline_val_nll=base_val, beats_baseline=bool(ev['total'] < base_val['total']),
-                collapse=any(r['collapse'] for r in history),
-                last_epoch={k: last.get(k) for k in ('train_loss', 'val_loss', 'mu', 'sigma', 'cache_mu', 'cache_sigma',
-                                                      'profile_first', 'profile_mid', 'profile_last',
-                                                      'cache_first', 'cache_mid', 'cache_last')},
-                config=dict(model.config), train_config=train_cfg)
+    return dict(
+        checkpoint=str(ckpt_path),
+        cache=str(cache_dir),
+        fingerprint=fp,
+        device=device,
+        epochs=int(history[-1]['epoch']) if history else 0,
+        epochs_planned=epochs,
+        stopped=stopped,
+        train_seconds=round(seconds, 2),
+        val_nll=dict(duration=ev['duration'], profile=ev['profile'], total=ev['total']),
+        baseline_val_nll=base_val,
+        beats_baseline=bool(ev['total'] < base_val['total']),
+        collapse=any(r['collapse'] for r in history),
+        last_epoch={
+            k: last.get(k)
+            for k in (
+                'train_loss',
+                'val_loss',
+                'mu',
+                'sigma',
+                'cache_mu',
+                'cache_sigma',
+                'profile_first',
+                'profile_mid',
+                'profile_last',
+                'cache_first',
+                'cache_mid',
+                'cache_last',
+            )
+        },
+        config=dict(model.config),
+        train_config=train_cfg,
+    )
 
 # %% ../nbs/03_timing_train.ipynb #9e2c06b4
 QUANTILES = (5, 25, 50, 75, 95)
+
 
 def _entry(real, fake):
     real, fake = float(real), float(fake)
     return dict(real=real, sampled=fake, rel_err=(fake - real) / abs(real) if real != 0 else None)
 
-def _bootstrap_ci(x:torch.Tensor, B:int=200, seed:int=0, level:float=0.95) -> tuple[torch.Tensor, torch.Tensor]:
-    "Percentile interval of the column means of `x` [N,K] over `B` bootstrap resamples of its rows (`scipy.stats.bootstrap`)."
+
+def _bootstrap_ci(
+    x: torch.Tensor, B: int = 200, seed: int = 0, level: float = 0.95
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Percentile interval of the column means of `x` [N,K] over `B` bootstrap resamples of its rows
+    (`scipy.stats.bootstrap`)."""
     from scipy.stats import bootstrap
+
     x = np.asarray(x, np.float64)
-    if len(x) < 2: m = torch.as_tensor(x.mean(0)); return m, m          # one row: nothing to resample
-    ci = bootstrap((x,), np.mean, axis=0, n_resamples=B, method='percentile', confidence_level=level,
-                   vectorized=True, rng=np.random.default_rng(seed)).confidence_interval
+    if len(x) < 2:
+        m = torch.as_tensor(x.mean(0))
+        return m, m  # one row: nothing to resample
+    ci = bootstrap(
+        (x,),
+        np.mean,
+        axis=0,
+        n_resamples=B,
+        method='percentile',
+        confidence_level=level,
+        vectorized=True,
+        rng=np.random.default_rng(seed),
+    ).confidence_interval
     return torch.as_tensor(ci.low), torch.as_tensor(ci.high)
 
+
 def _mid_last(w, mask):
-    L = mask.sum(-1); i = torch.arange(len(L), device=w.device)
+    L = mask.sum(-1)
+    i = torch.arange(len(L), device=w.device)
     return w[:, 0].mean(), w[i, (L - 1) // 2].mean(), w[i, L - 1].mean()
 
+
 @torch.no_grad()
-def compare_timing(model:TimingModel, data:dict, samples:int=2048, seed:int=0,
-                   quantize:bool|float=False, deterministic:bool=False, batch_size:int=4096) -> dict:
+def compare_timing(
+    model: TimingModel,
+    data: dict,
+    samples: int = 2048,
+    seed: int = 0,
+    quantize: bool | float = False,
+    deterministic: bool = False,
+    batch_size: int = 4096,
+) -> dict:
     "Real vs sampled durations, Δt and profiles on a timing-cache split (see above)."
     from scipy.stats import ks_2samp
+
     model.eval()
     dev = model.feature_mean.device
     stats = {'feature_mean': model.feature_mean.cpu(), 'feature_std': model.feature_std.cpu()}
     t = timing_tensors(data, stats)
     N = len(t['duration'])
     g = torch.Generator().manual_seed(seed)
-    if samples <= 0 or samples == N: idx = torch.arange(N)
-    elif samples < N: idx = torch.randperm(N, generator=g)[:samples]
-    else: idx = torch.arange(samples) % N
+    if samples <= 0 or samples == N:
+        idx = torch.arange(N)
+    elif samples < N:
+        idx = torch.randperm(N, generator=g)[:samples]
+    else:
+        idx = torch.arange(samples) % N
     t = {k: v[idx] for k, v in t.items()}
     torch.manual_seed(seed)
     Ds, ws = [], []
     for b in iterate_batches({k: v.to(dev) for k, v in t.items()}, batch_size):
         D, w = model.sample(b, deterministic=deterministic, quantize=quantize)
-        Ds.append(D.cpu()); ws.append(w.cpu())
+        Ds.append(D.cpu())
+        ws.append(w.cpu())
     D_fake, w_fake = torch.cat(Ds).double(), torch.cat(ws).double()
     D_real, w_real, mask = t['duration'].double(), t['profile'].double(), t['mask']
     dt_real, dt_fake = t['dt'].double()[mask], (D_fake[:, None] * w_fake)[mask]
-    T = mask.shape[1]; mid = T // 2
+    T = mask.shape[1]
+    mid = T // 2
     q = torch.tensor(QUANTILES, dtype=torch.float64) / 100
     qr, qf = torch.quantile(D_real, q), torch.quantile(D_fake, q)
     ks = ks_2samp(D_real.numpy(), D_fake.numpy())
     mr, mf = w_real.mean(0), w_fake.mean(0)
     vr, vf = _mid_last(w_real, mask), _mid_last(w_fake, mask)
-    res = dict(n=len(idx), split=data.get('split'), quantize=bool(quantize), deterministic=deterministic,
-               duration_quantiles={f'q{p:02d}': _entry(a, b) for p, a, b in zip(QUANTILES, qr, qf)},
-               ks_D=float(ks.statistic), ks_pvalue=float(ks.pvalue),
-               dt_median=_entry(dt_real.median(), dt_fake.median()),
-               dt_zero_share=_entry((dt_real == 0).double().mean(), (dt_fake == 0).double().mean()),
-               profile_first=_entry(mr[0], mf[0]), profile_mid=_entry(mr[mid], mf[mid]), profile_last=_entry(mr[-1], mf[-1]),
-               profile_valid_first=_entry(vr[0], vf[0]), profile_valid_mid=_entry(vr[1], vf[1]), profile_valid_last=_entry(vr[2], vf[2]))
+    res = dict(
+        n=len(idx),
+        split=data.get('split'),
+        quantize=bool(quantize),
+        deterministic=deterministic,
+        duration_quantiles={f'q{p:02d}': _entry(a, b) for p, a, b in zip(QUANTILES, qr, qf)},
+        ks_D=float(ks.statistic),
+        ks_pvalue=float(ks.pvalue),
+        dt_median=_entry(dt_real.median(), dt_fake.median()),
+        dt_zero_share=_entry((dt_real == 0).double().mean(), (dt_fake == 0).double().mean()),
+        profile_first=_entry(mr[0], mf[0]),
+        profile_mid=_entry(mr[mid], mf[mid]),
+        profile_last=_entry(mr[-1], mf[-1]),
+        profile_valid_first=_entry(vr[0], vf[0]),
+        profile_valid_mid=_entry(vr[1], vf[1]),
+        profile_valid_last=_entry(vr[2], vf[2]),
+    )
     grid = {'first': 0, 'mid': mid, 'last': T - 1}
     lo, hi = _bootstrap_ci(w_real[:, list(grid.values())], seed=seed)
     for (k, j), l, h in zip(grid.items(), lo, hi):
         res[f'profile_{k}'].update(real_ci95=[float(l), float(h)], n_reaching=int(mask[:, j].sum()))
-    res['within_real_ci95'] = {k: res[f'profile_{k}']['real_ci95'][0] <= res[f'profile_{k}']['sampled'] <= res[f'profile_{k}']['real_ci95'][1]
-                               for k in grid}
+    res['within_real_ci95'] = {
+        k: res[f'profile_{k}']['real_ci95'][0]
+        <= res[f'profile_{k}']['sampled']
+        <= res[f'profile_{k}']['real_ci95'][1]
+        for k in grid
+    }
     res['targets'] = acceptance(res).to_dict()
-    res['_arrays'] = dict(D_real=D_real, D_fake=D_fake, dt_real=dt_real, dt_fake=dt_fake, mean_real=mr, mean_fake=mf)
+    res['_arrays'] = dict(
+        D_real=D_real, D_fake=D_fake, dt_real=dt_real, dt_fake=dt_fake, mean_real=mr, mean_fake=mf
+    )
     return res
+
 
 @dataclass
 class Acceptance:
     "The sampler's targets (issue 3), each passed or not; `ok` is all of them."
+
     D_median: bool
     D_p95: bool
     ks_D: bool
@@ -345,36 +624,66 @@ class Acceptance:
     profile_last: bool
 
     @property
-    def ok(self) -> bool: return all(asdict(self).values())
-    def to_dict(self) -> dict: return {**asdict(self), 'all': self.ok}
+    def ok(self) -> bool:
+        return all(asdict(self).values())
 
-def acceptance(res:dict, tol:float=0.10, ks_max:float=0.05) -> Acceptance:
-    "The issue's targets: D median and p95, Δt median, profile first/mid/last within ±tol relative; KS on D ≤ ks_max."
+    def to_dict(self) -> dict:
+        return {**asdict(self), 'all': self.ok}
+
+
+def acceptance(res: dict, tol: float = 0.10, ks_max: float = 0.05) -> Acceptance:
+    """The issue's targets: D median and p95, Δt median, profile first/mid/last within ±tol
+    relative; KS on D ≤ ks_max."""
     ok = lambda e: e['rel_err'] is not None and abs(e['rel_err']) <= tol
     prof = {f'profile_{k}': ok(res[f'profile_{k}']) for k in ('first', 'mid', 'last')}
-    return Acceptance(D_median=ok(res['duration_quantiles']['q50']), D_p95=ok(res['duration_quantiles']['q95']),
-                      ks_D=res['ks_D'] <= ks_max, dt_median=ok(res['dt_median']), **prof)
+    return Acceptance(
+        D_median=ok(res['duration_quantiles']['q50']),
+        D_p95=ok(res['duration_quantiles']['q95']),
+        ks_D=res['ks_D'] <= ks_max,
+        dt_median=ok(res['dt_median']),
+        **prof,
+    )
 
 # %% ../nbs/03_timing_train.ipynb #fefae9bd
-def plot_compare(res:dict, path=None):
-    "Three panels of a `compare_timing` result: D, Δt and the mean profile, real vs sampled; saved when `path`."
+def plot_compare(res: dict, path=None):
+    """Three panels of a `compare_timing` result: D, Δt and the mean profile, real vs sampled; saved
+    when `path`."""
     import matplotlib.pyplot as plt
+
     a = res['_arrays']
     fig, axs = plt.subplots(1, 3, figsize=(15, 3.6))
-    bins = np.geomspace(max(float(min(a['D_real'].min(), a['D_fake'].min())), 1e-3), float(max(a['D_real'].max(), a['D_fake'].max())), 60)
-    for x, lab in ((a['D_real'], 'real'), (a['D_fake'], 'sampled')): axs[0].hist(x.numpy(), bins=bins, histtype='step', density=True, label=lab)
-    axs[0].set(xscale='log', xlabel='D (s)', title=f"duration, KS = {res['ks_D']:.3f}"); axs[0].legend()
+    bins = np.geomspace(
+        max(float(min(a['D_real'].min(), a['D_fake'].min())), 1e-3),
+        float(max(a['D_real'].max(), a['D_fake'].max())),
+        60,
+    )
+    for x, lab in ((a['D_real'], 'real'), (a['D_fake'], 'sampled')):
+        axs[0].hist(x.numpy(), bins=bins, histtype='step', density=True, label=lab)
+    axs[0].set(xscale='log', xlabel='D (s)', title=f"duration, KS = {res['ks_D']:.3f}")
+    axs[0].legend()
     dbins = np.linspace(0, float(np.quantile(a['dt_real'].numpy(), 0.98)) * 1000, 80)
-    for x, lab in ((a['dt_real'], 'real'), (a['dt_fake'], 'sampled')): axs[1].hist(x.numpy() * 1000, bins=dbins, histtype='step', density=True, label=lab)
-    axs[1].set(xlabel='Δt (ms)', yscale='log', title=f"Δt, median {res['dt_median']['real']*1000:.1f} / {res['dt_median']['sampled']*1000:.1f} ms")
-    axs[2].plot(a['mean_real'].numpy(), label='real'); axs[2].plot(a['mean_fake'].numpy(), '--', label='sampled')
-    axs[2].set(yscale='log', xlabel='step', title='mean profile E[w_t]'); axs[2].legend()
+    for x, lab in ((a['dt_real'], 'real'), (a['dt_fake'], 'sampled')):
+        axs[1].hist(x.numpy() * 1000, bins=dbins, histtype='step', density=True, label=lab)
+    axs[1].set(
+        xlabel='Δt (ms)',
+        yscale='log',
+        title=(
+            f"Δt, median {res['dt_median']['real'] * 1000:.1f} / "
+            f"{res['dt_median']['sampled'] * 1000:.1f} ms"
+        ),
+    )
+    axs[2].plot(a['mean_real'].numpy(), label='real')
+    axs[2].plot(a['mean_fake'].numpy(), '--', label='sampled')
+    axs[2].set(yscale='log', xlabel='step', title='mean profile E[w_t]')
+    axs[2].legend()
     plt.tight_layout()
-    if path is not None: fig.savefig(path, dpi=100); plt.close(fig)
+    if path is not None:
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
     return fig
 
 # %% ../nbs/03_timing_train.ipynb #968f54d9
-def format_compare(res:dict) -> str:
+def format_compare(res: dict) -> str:
     "A text table of a `compare_timing` result: real, sampled, relative error, real 95 % CI."
     rows = [(f'D {k}', v) for k, v in res['duration_quantiles'].items()]
     rows += [('Δt median', res['dt_median']), ('Δt zero share', res['dt_zero_share'])]

@@ -1,0 +1,40 @@
+"Lines a reader can follow: every line of the generated modules is at most 100 characters."
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parents[1] / 'factored_timing'
+WIDTH = 100  # pyproject.toml: [tool.ruff] line-length
+MODULES = sorted(p.name for p in PKG.glob('*.py') if p.name != '_modidx.py')
+
+
+def nbdev_lines(lines, tree) -> set[int]:
+    "Line numbers (1-based) nbdev writes itself: the summary docstring, `__all__`, `# %%` markers."
+    own = {i for i, l in enumerate(lines, 1) if l.startswith('# %%')}
+    if lines and lines[0].startswith(('"', "'")):
+        own.add(1)
+    for node in tree.body:
+        targets = getattr(node, 'targets', [])
+        if any(isinstance(t, ast.Name) and t.id == '__all__' for t in targets):
+            own.update(range(node.lineno, node.end_lineno + 1))
+    return own
+
+
+def test_there_are_modules():
+    assert {'base.py', 'cache.py', 'evaluation.py'} <= set(MODULES)
+
+
+@pytest.mark.parametrize('name', MODULES)
+def test_lines_fit(name):
+    path = PKG / name
+    text = path.read_text(encoding='utf-8')
+    lines = text.split('\n')
+    skip = nbdev_lines(lines, ast.parse(text))
+    long = [
+        f'factored_timing/{name}:{i}: {len(l)} > {WIDTH} characters: {l.strip()[:60]}…'
+        for i, l in enumerate(lines, 1)
+        if i not in skip and len(l) > WIDTH
+    ]
+    assert not long, f'{len(long)} line(s) over {WIDTH} characters:\n' + '\n'.join(long)
