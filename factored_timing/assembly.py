@@ -14,8 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from .cache import (gesture_features, standardize_features, lengths_to_mask, Session,
-                                   STATE_CODES, write_balabit_session)
+from factored_timing.cache import (
+    gesture_features,
+    standardize_features,
+    lengths_to_mask,
+    Session,
+    STATE_CODES,
+    write_balabit_session,
+)
 from .dataset import normalize, denormalize
 
 # %% ../nbs/05_assembly.ipynb #92c4cd33
@@ -368,15 +374,16 @@ def load_npz(path) -> SpatioTemporal:
         return _make(z['gestures'], z['lengths'], src, meta)
 
 # %% ../nbs/05_assembly.ipynb #55dd725c
-def to_balabit_csv(st: SpatioTemporal, path, screen=(1920, 1080), pause=1.0, click=True,
-                   click_hold=0.1) -> Path:
+def to_balabit_csv(
+    st: SpatioTemporal, path, screen=(1920, 1080), pause=1.0, click=True, click_hold=0.1
+) -> Path:
     """Write gestures as one raw-log session CSV in the Balabit layout (columns `record
     timestamp,client timestamp,button,state,x,y`), through `cache.write_balabit_session`."""
     if not isinstance(st, SpatioTemporal):
         raise TypeError("to_balabit_csv takes a SpatioTemporal")
     W, H = screen
     cur = np.array([W // 2, H // 2], dtype=np.int64)
-    t, rows = 0.0, []                                              # (time s, state, x, y)
+    t, rows = 0.0, []  # (time s, state, x, y)
     for g, L in zip(st.gestures, st.lengths):
         rel = np.round(np.cumsum(g[:L, :2].astype(np.float64), 0)).astype(np.int64)
         lo, hi = np.minimum(rel.min(0), 0), np.maximum(rel.max(0), 0)
@@ -390,9 +397,16 @@ def to_balabit_csv(st: SpatioTemporal, path, screen=(1920, 1080), pause=1.0, cli
             t += click_hold
         t += pause
     tt, states, x, y = (list(c) for c in zip(*rows)) if rows else ([], [], [], [])
-    sess = Session('generated', Path(path).stem, str(path), np.round(np.array(tt, float), 3),
-                   np.array(x, float), np.array(y, float),
-                   np.array([STATE_CODES[s] for s in states], np.int8), np.arange(2, len(tt) + 2))
+    sess = Session(
+        'generated',
+        Path(path).stem,
+        str(path),
+        np.round(np.array(tt, float), 3),
+        np.array(x, float),
+        np.array(y, float),
+        np.array([STATE_CODES[s] for s in states], np.int8),
+        np.arange(2, len(tt) + 2),
+    )
     write_balabit_session(sess, path)
     return Path(path)
 

@@ -12,7 +12,7 @@ from torch.optim.swa_utils import get_ema_multi_avg_fn
 
 # %% auto #0
 __all__ = ['CKPT_FORMAT', 'CKPT_KINDS', 'CheckpointError', 'save_atomic', 'load_weights_only', 'save_checkpoint',
-           'load_checkpoint', 'ema_warmup_avg_fn', 'step_generator']
+           'load_checkpoint', 'check_same_model', 'ema_warmup_avg_fn', 'step_generator']
 
 # %% ../nbs/00_base.ipynb #7a8f1704
 class CheckpointError(RuntimeError):
@@ -93,6 +93,19 @@ def load_checkpoint(
             f"{path} does not match — " + "; ".join(bad) + (f". {hint}" if hint else '')
         )
     return ck
+
+# %% ../nbs/00_base.ipynb #d9d8d560
+def check_same_model(path, saved: dict, wanted: dict, *, ignore=()):
+    """Raise `CheckpointError` naming the keys where checkpoint `path`'s model (`saved`) is not
+    `wanted`."""
+    diff = {
+        k: (saved.get(k), v) for k, v in wanted.items() if k not in ignore and saved.get(k) != v
+    }
+    if diff:
+        raise CheckpointError(
+            f"{path}: model config differs from the one asked for (checkpoint, now): "
+            f"{diff}; resume with the same model, or use a fresh directory"
+        )
 
 # %% ../nbs/00_base.ipynb #3af761d4
 def ema_warmup_avg_fn(decay: float = 0.995):

@@ -29,6 +29,7 @@ __all__ = ['OBJECTIVES', 'DIFFUSION_CKPT_KEYS', 'SinusoidalPosEmb', 'Block', 'Re
 # %% ../nbs/04_diffusion.ipynb #7ffaf866
 from fastcore.basics import patch
 from factored_timing.base import (
+    check_same_model,
     CheckpointError,
     save_checkpoint,
     load_checkpoint,
@@ -778,13 +779,7 @@ def _resume(ck_path, diffusion, ema, opt, device):
     ck = load_diffusion_checkpoint(
         ck_path, fingerprint=spec.fingerprint, T=spec.T, map_location=device
     )
-    want = {k: v for k, v in asdict(spec).items() if k != 'cache_dir'}
-    diff = {k: (ck['spec'].get(k), v) for k, v in want.items() if ck['spec'].get(k) != v}
-    if diff:
-        raise CheckpointError(
-            f"{ck_path}: the checkpoint's model differs from the one asked for "
-            f"(checkpoint, now): {diff}; use a fresh run.dir"
-        )
+    check_same_model(ck_path, ck['spec'], asdict(spec), ignore=('cache_dir',))
     diffusion.load_state_dict(ck['model'])
     ema.load_state_dict(ck['ema'])
     opt.load_state_dict(ck['optimizer'])

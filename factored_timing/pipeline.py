@@ -469,7 +469,7 @@ def run_pipeline(cfg) -> dict:
     )
     cdir = build_cache(
         cfg.dataset, data_dir=data_dir, out=cfg.data.out, T=int(cfg.data.T), seed=seed
-    ).resolve()                                    # absolute: the run finds it from any directory
+    ).resolve()  # absolute: the run finds it from any directory
     with open_dict(cfg):
         cfg.data.cache_dir = str(cdir)
     run_paths(run_dir)['config'].write_text(OmegaConf.to_yaml(cfg, resolve=True))
