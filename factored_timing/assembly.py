@@ -8,7 +8,7 @@ __all__ = ['SOURCE_KINDS', 'SpatioTemporal', 'from_timing_cache', 'from_baseline
            'to_balabit_csv', 'export_real']
 
 # %% ../nbs/05_assembly.ipynb #de3f5a3b
-import csv, json, math
+import csv, json, math, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from factored_timing.cache import (
     gesture_features,
     standardize_features,
     lengths_to_mask,
+    CacheConfig,
     Session,
     STATE_CODES,
     write_balabit_session,
@@ -374,14 +375,54 @@ def load_npz(path) -> SpatioTemporal:
         return _make(z['gestures'], z['lengths'], src, meta)
 
 # %% ../nbs/05_assembly.ipynb #55dd725c
+def _csv_changes(st: SpatioTemporal, screen, reader_pause: float) -> dict:
+    """Per reason, how many gestures of `st` the raw-log reader would not get back as written:
+    a step longer than `reader_pause` (split), a path wider than `screen`, a repeated row
+    (dropped)."""
+    W, H = screen
+    n = dict(long_step=0, off_screen=0, repeated_row=0)
+    for g, L in zip(st.gestures, st.lengths):
+        rel = np.round(np.cumsum(g[:L, :2].astype(np.float64), 0)).astype(np.int64)
+        lo, hi = np.minimum(rel.min(0), 0), np.maximum(rel.max(0), 0)
+        ms = np.round(np.r_[0.0, np.cumsum(g[:L, 2].astype(np.float64))] * 1000)
+        pos = np.r_[np.zeros((1, 2), np.int64), rel]
+        n['long_step'] += bool((g[:L, 2] > reader_pause).any())
+        n['off_screen'] += bool(((hi - lo) >= (W, H)).any())
+        n['repeated_row'] += bool(((np.diff(ms) == 0) & (np.diff(pos, axis=0) == 0).all(1)).any())
+    return n
+
+
 def to_balabit_csv(
-    st: SpatioTemporal, path, screen=(1920, 1080), pause=1.0, click=True, click_hold=0.1
+    st: SpatioTemporal,
+    path,
+    screen=(1920, 1080),
+    pause=1.0,
+    click=True,
+    click_hold=0.1,
+    reader_pause=CacheConfig.pause,  # the reader's gap that ends a gesture
 ) -> Path:
     """Write gestures as one raw-log session CSV in the Balabit layout (columns `record
-    timestamp,client timestamp,button,state,x,y`), through `cache.write_balabit_session`."""
+    timestamp,client timestamp,button,state,x,y`), through `cache.write_balabit_session`; warns,
+    with counts, when gestures will not read back as written."""
     if not isinstance(st, SpatioTemporal):
         raise TypeError("to_balabit_csv takes a SpatioTemporal")
     W, H = screen
+    changes = _csv_changes(st, screen, reader_pause)
+    if not click and pause <= reader_pause and len(st) > 1:
+        changes['merged'] = len(st) - 1
+    why = dict(
+        long_step=f"have a step longer than the reader's pause of {reader_pause} s (split there)",
+        off_screen=f"do not fit the {W}x{H} screen (written partly off-screen)",
+        repeated_row="repeat a row: same ms, same pixel (the reader drops it as a duplicate)",
+        merged=f"follow the previous one within pause={pause} s without a click (merged)",
+    )
+    said = [f"{k} gesture(s) {why[r]}" for r, k in changes.items() if k]
+    if said:
+        warnings.warn(
+            f"to_balabit_csv: {path} will not read back as the same {len(st)} gestures: "
+            + '; '.join(said),
+            stacklevel=2,
+        )
     cur = np.array([W // 2, H // 2], dtype=np.int64)
     t, rows = 0.0, []  # (time s, state, x, y)
     for g, L in zip(st.gestures, st.lengths):

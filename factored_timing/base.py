@@ -4,25 +4,56 @@
 
 # %% ../nbs/00_base.ipynb #c2c767d4
 from __future__ import annotations
-import os
+import os, re
 from pathlib import Path
 
 import torch
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 
 # %% auto #0
-__all__ = ['CKPT_FORMAT', 'CKPT_KINDS', 'CheckpointError', 'save_atomic', 'load_weights_only', 'save_checkpoint',
-           'load_checkpoint', 'check_same_model', 'ema_warmup_avg_fn', 'step_generator']
+__all__ = ['CKPT_FORMAT', 'CKPT_KINDS', 'CheckpointError', 'remove_stale_tmp', 'save_atomic', 'load_weights_only',
+           'save_checkpoint', 'load_checkpoint', 'check_same_model', 'ema_warmup_avg_fn', 'step_generator']
 
 # %% ../nbs/00_base.ipynb #7a8f1704
 class CheckpointError(RuntimeError):
     "A checkpoint that is unreadable, of another format or kind, or made for other data or shapes."
 
 # %% ../nbs/00_base.ipynb #592f529f
+def _pid_running(pid: int) -> bool:
+    "Whether process `pid` exists (one we may not signal counts as running)."
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def remove_stale_tmp(path) -> list[Path]:
+    """Delete the `<name>.tmp-<pid>` siblings of `path` left by a writer that was killed (its pid
+    no longer runs); the removed paths."""
+    path = Path(path)
+    gone, prefix = [], f"{path.name}.tmp-"
+    for tmp in path.parent.iterdir():
+        pid = tmp.name[len(prefix) :]
+        if (
+            tmp.name.startswith(prefix)
+            and pid.isdigit()
+            and int(pid) != os.getpid()
+            and not _pid_running(int(pid))
+        ):
+            tmp.unlink(missing_ok=True)
+            gone.append(tmp)
+    return gone
+
+
 def save_atomic(obj, path) -> Path:
-    "`torch.save` `obj` to `path` atomically: a temporary file beside it, fsync, then `os.replace`."
+    """`torch.save` `obj` to `path` atomically: a temporary file beside it, fsync, then
+    `os.replace`; stale temporaries of killed writers are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_tmp(path)
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, 'wb') as f:
@@ -36,15 +67,24 @@ def save_atomic(obj, path) -> Path:
     return path
 
 # %% ../nbs/00_base.ipynb #e83c57b1
+_UNSAFE = re.compile(r'unsupported global|not an allowed global|is blocked', re.IGNORECASE)
+
+
 def load_weights_only(path, what='checkpoint', error=CheckpointError, map_location='cpu'):
-    """`torch.load(weights_only=True)` with one clear `error` for a missing, corrupt or unreadable
-    `what`."""
+    """`torch.load(weights_only=True)` with one clear `error` for a missing, unsafe, corrupt or
+    unreadable `what`."""
     path = Path(path)
     if not path.exists():
         raise error(f"{path}: no such {what}")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
+        lines = [l.strip() for l in str(e).splitlines() if _UNSAFE.search(l)]
+        if lines:
+            raise error(
+                f"{path}: {what} refused as unsafe: loading it would run code ({lines[0]}); "
+                "load it only if you trust its source, else delete it"
+            ) from e
         raise error(
             f"{path}: corrupt or unreadable {what} ({type(e).__name__}: {str(e)[:200]}); "
             "delete it, or rebuild / retrain"

@@ -18,13 +18,13 @@ import matplotlib.pyplot as plt
 from .base import save_atomic, load_weights_only
 
 # %% auto #0
-__all__ = ['CACHE_FORMAT', 'MOVE_STATES', 'STATE_CODES', 'BALABIT_URL', 'SYNTH_DEFAULTS', 'FEATURE_NAMES', 'STEP_KEYS', 'SPLITS',
-           'CacheConfig', 'DataFormatError', 'StaleCacheError', 'Session', 'SkipLog', 'read_session_csv',
-           'clean_session', 'find_session_files', 'download_balabit', 'synthetic_sessions', 'write_balabit_session',
-           'Gesture', 'Gestures', 'segment_session', 'gesture_features_from_steps', 'gesture_features',
-           'standardize_features', 'split_sessions', 'estimate_tick', 'cache_fingerprint', 'lengths_to_mask',
-           'timing_stats', 'build_cache', 'load_manifest', 'load_timing_cache', 'load_stats', 'check_cache',
-           'cache_summary', 'plot_cache', 'length_coverage', 'plot_thresholds']
+__all__ = ['CACHE_FORMAT', 'MOVE_STATES', 'STATE_CODES', 'STRAY_NAMES', 'BALABIT_URL', 'SYNTH_DEFAULTS', 'FEATURE_NAMES',
+           'STEP_KEYS', 'SPLITS', 'CacheConfig', 'DataFormatError', 'StaleCacheError', 'Session', 'SkipLog',
+           'read_session_csv', 'clean_session', 'find_session_files', 'download_balabit', 'synthetic_sessions',
+           'write_balabit_session', 'Gesture', 'Gestures', 'segment_session', 'gesture_features_from_steps',
+           'gesture_features', 'standardize_features', 'split_sessions', 'estimate_tick', 'cache_fingerprint',
+           'lengths_to_mask', 'timing_stats', 'build_cache', 'load_manifest', 'load_timing_cache', 'load_stats',
+           'check_cache', 'cache_summary', 'plot_cache', 'length_coverage', 'plot_thresholds']
 
 # %% ../nbs/00_cache.ipynb #8e8d0f04
 CACHE_FORMAT = 1  # bump when the layout of the cache files changes
@@ -69,6 +69,12 @@ class StaleCacheError(RuntimeError):
 # %% ../nbs/00_cache.ipynb #307991a5
 MOVE_STATES = ('Move', 'Drag')
 STATE_CODES = {s: i for i, s in enumerate(('Move', 'Drag', 'Pressed', 'Released', 'Up', 'Down'))}
+_STATE_LOWER = {s.lower(): i for s, i in STATE_CODES.items()}
+
+
+def _state_code(v) -> int:
+    "The code of a state name in any case, blanks around it ignored; -1 when unknown."
+    return _STATE_LOWER.get(str(v).strip().lower(), -1)
 
 
 @dataclass
@@ -83,6 +89,7 @@ class Session:
     y: np.ndarray  # float64 [n]
     state: np.ndarray  # int8 [n], codes of STATE_CODES (-1 for unknown)
     line: np.ndarray  # int64 [n], 1-based line in the file (header = line 1)
+    reset: np.ndarray = None  # bool [n]: True where the clock was reset (a new segment); or None
 
 
 class SkipLog:
@@ -116,8 +123,8 @@ def _required_columns(cfg):
 
 
 def _check_header(path, cfg):
-    with open(path, 'r', newline='', encoding='utf-8', errors='replace') as f:
-        first = f.readline()
+    with open(path, 'r', newline='', encoding='utf-8-sig', errors='replace') as f:
+        first = f.readline()  # utf-8-sig: a byte-order mark is not part of the first name
     if not first.strip():
         return None  # empty file
     header = [h.strip() for h in next(csv.reader([first]))]
@@ -127,9 +134,9 @@ def _check_header(path, cfg):
     return header
 
 
-def _read_fast(path, cfg, use_threads=True):
-    """pyarrow parse with typed columns (`use_threads`: pyarrow's own threads within the file); None
-    when any row needs the slow path."""
+def _read_fast(path, cfg, header, use_threads=True):
+    """pyarrow parse with typed columns named by the stripped `header` (`use_threads`: pyarrow's
+    own threads within the file); None when any row needs the slow path."""
     bad = []
 
     def handler(row):
@@ -140,7 +147,9 @@ def _read_fast(path, cfg, use_threads=True):
     try:
         tbl = pacsv.read_csv(
             path,
-            read_options=pacsv.ReadOptions(use_threads=use_threads),
+            read_options=pacsv.ReadOptions(
+                use_threads=use_threads, column_names=header, skip_rows=1
+            ),
             parse_options=pacsv.ParseOptions(invalid_row_handler=handler),
             convert_options=pacsv.ConvertOptions(
                 include_columns=cols,
@@ -162,18 +171,19 @@ def _read_fast(path, cfg, use_threads=True):
     st = (
         tbl.column('state').unify_dictionaries().combine_chunks()
     )  # few distinct states: code them once
-    lut = np.array(
-        [STATE_CODES.get(str(v).strip(), -1) for v in st.dictionary.to_pylist()] + [-1], np.int8
-    )
-    codes = lut[st.indices.fill_null(len(lut) - 1).to_numpy(zero_copy_only=False)]
-    return t, x, y, codes, np.arange(2, n + 2, dtype=np.int64), []
+    names = st.dictionary.to_pylist() + [None]
+    lut = np.array([_state_code(v) for v in names[:-1]] + [-1], np.int8)
+    idx = st.indices.fill_null(len(lut) - 1).to_numpy(zero_copy_only=False)
+    codes, lines = lut[idx], np.arange(2, n + 2, dtype=np.int64)
+    unknown = [(int(lines[i]), names[idx[i]]) for i in np.flatnonzero(codes < 0)[:20]]
+    return t, x, y, codes, lines, [], unknown
 
 
 def _read_slow(path, cfg, header):
     "Row-by-row parse that names the line of every malformed row."
     idx = [header.index(c) for c in _required_columns(cfg)]
     t, x, y, st, lines, bad = [], [], [], [], [], []
-    with open(path, 'r', newline='', encoding='utf-8', errors='replace') as f:
+    with open(path, 'r', newline='', encoding='utf-8-sig', errors='replace') as f:
         rd = csv.reader(f)
         next(rd)
         for row in rd:
@@ -194,7 +204,8 @@ def _read_slow(path, cfg, header):
             y.append(vals[2])
             st.append(row[idx[1]].strip())
             lines.append(ln)
-    codes = np.array([STATE_CODES.get(v, -1) for v in st], dtype=np.int8)
+    codes = np.array([_state_code(v) for v in st], dtype=np.int8)
+    unknown = [(lines[i], st[i]) for i in np.flatnonzero(codes < 0)[:20]]
     return (
         np.array(t, dtype=np.float64),
         np.array(x, dtype=np.float64),
@@ -202,6 +213,7 @@ def _read_slow(path, cfg, header):
         codes,
         np.array(lines, dtype=np.int64),
         bad,
+        unknown,
     )
 
 # %% ../nbs/00_cache.ipynb #c9246165
@@ -225,12 +237,20 @@ def read_session_csv(
             raise DataFormatError(f"{path}: empty file")
         skips.add('empty_file', [str(path)])
         return None
-    res = _read_fast(path, cfg, use_threads) or _read_slow(path, cfg, header)
-    t, x, y, st, lines, bad = res
+    res = _read_fast(path, cfg, header, use_threads) or _read_slow(path, cfg, header)
+    t, x, y, st, lines, bad, unknown = res
     if bad:
         if cfg.on_bad == 'raise':
             raise DataFormatError(f"{path}:{bad[0][0]}: {bad[0][1]}")
         skips.add('malformed_row', [f"{path}:{ln}: {why}" for ln, why in bad])
+    if unknown:  # kept as non-movement rows (they end a gesture), and counted
+        if cfg.on_bad == 'raise':
+            raise DataFormatError(
+                f"{path}:{unknown[0][0]}: unknown state {unknown[0][1]!r}; "
+                f"known: {list(STATE_CODES)}"
+            )
+        where = [f"{path}:{ln}: state {v!r}" for ln, v in unknown]
+        skips.add('unknown_state', where, n=int((st < 0).sum()))
     sess = Session(
         user=str(user if user is not None else path.parent.name),
         name=path.name,
@@ -244,11 +264,78 @@ def read_session_csv(
     return clean_session(sess, cfg, skips)
 
 
+def _check_time_scale(t, path, cfg, min_gaps=5):
+    """Refuse times in the wrong unit: the median positive gap between events (seconds, before
+    rounding) must lie between `pause`/5000 and `pause`; the error names the unit that fits."""
+    gaps = np.diff(t)
+    gaps = gaps[gaps > 0]
+    if len(gaps) < min_gaps:
+        return  # too few events to judge
+    med, lo, hi = float(np.median(gaps)), cfg.pause / 5000, cfg.pause
+    if lo <= med <= hi:
+        return
+    raw = med * (1000.0 if cfg.time_unit == 'ms' else 1.0)  # the median gap in the file's numbers
+    fits = [u for u, f in (('s', 1.0), ('ms', 1e-3)) if lo <= raw * f <= hi]
+    names = {'s': 'seconds', 'ms': 'milliseconds'}
+    hint = (
+        f"the times look like {names[fits[0]]}; pass time_unit={fits[0]!r} (--time_unit {fits[0]})"
+        if fits
+        else 'check the time column and its unit'
+    )
+    side = 'above the pause threshold' if med > hi else 'below 1/5000 of the pause threshold'
+    raise DataFormatError(
+        f"{path}: the median gap between events is {med:.3g} s with time_unit={cfg.time_unit!r}, "
+        f"{side} ({cfg.pause} s): {hint}"
+    )
+
+
+def _fix_clock(t, lines, path, cfg, skips):
+    """(rows to keep, rows that start a new segment) where the time goes backwards: a lone row
+    below its neighbours is dropped (`non_monotonic`), a lone row above them too
+    (`time_outlier`); when the rows after a drop continue from the lower time, the clock was
+    reset (`clock_reset`: rows kept, a new segment starts). Each is counted with its line."""
+    keep, reset = np.ones(len(t), bool), np.zeros(len(t), bool)
+    if len(t) < 2 or (np.diff(t) >= 0).all():
+        return keep, reset  # the common case: a monotonic clock
+    if cfg.on_bad == 'raise':
+        i = int(np.flatnonzero(np.diff(t) < 0)[0]) + 1
+        raise DataFormatError(
+            f"{path}:{lines[i]}: timestamp {t[i]} goes backwards (earlier row had {t[i - 1]})"
+        )
+    tl, kept, why = t.tolist(), [], {'non_monotonic': [], 'time_outlier': [], 'clock_reset': []}
+    for i, ti in enumerate(tl):
+        while kept and ti < tl[kept[-1]]:
+            if i + 1 == len(tl) or tl[i + 1] >= tl[kept[-1]]:  # the next row agrees with the last
+                keep[i] = False
+                why['non_monotonic'].append(i)
+            elif len(kept) > 1 and ti >= tl[kept[-2]]:  # the last kept row jumped ahead
+                j = kept.pop()
+                keep[j] = False
+                why['time_outlier'].append(j)
+                continue
+            else:  # the clock restarted lower: a new segment
+                reset[i] = True
+                kept = []
+                why['clock_reset'].append(i)
+            break
+        if keep[i]:
+            kept.append(i)
+    for reason, rows in why.items():
+        if rows:
+            skips.add(
+                reason,
+                [f"{path}:{lines[i]}" for i in sorted(rows)[: skips.max_examples]],
+                n=len(rows),
+            )
+    return keep, reset
+
+
 def clean_session(sess: Session, cfg: CacheConfig = None, skips: SkipLog = None) -> Session | None:
-    """Drop (and count) NaN rows and rows whose time goes backwards; convert and round times to
-    whole ms."""
+    """Drop (and count) NaN rows and timestamp glitches, mark clock resets; refuse a wrong time
+    unit; convert and round times to whole ms."""
     cfg, skips = cfg or CacheConfig(), skips if skips is not None else SkipLog()
     t, x, y, st, lines, path = sess.t, sess.x, sess.y, sess.state, sess.line, sess.path
+    rs = sess.reset if sess.reset is not None else np.zeros(len(t), bool)
     # NaN or missing values in time or position
     nan = ~(np.isfinite(t) & np.isfinite(x) & np.isfinite(y))
     if nan.any():
@@ -259,34 +346,35 @@ def clean_session(sess: Session, cfg: CacheConfig = None, skips: SkipLog = None)
         skips.add(
             'nan', [f"{path}:{ln}" for ln in lines[nan][: skips.max_examples]], n=int(nan.sum())
         )
-        t, x, y, st, lines = t[~nan], x[~nan], y[~nan], st[~nan], lines[~nan]
+        t, x, y, st, lines, rs = t[~nan], x[~nan], y[~nan], st[~nan], lines[~nan], rs[~nan]
     if cfg.time_unit == 'ms':
         t = t / 1000.0
+    _check_time_scale(t, path, cfg)
     if cfg.round_ms:
         t = np.round(t * 1000.0) / 1000.0
-    # timestamps that go backwards: the row is not trusted
-    prev_max = np.maximum.accumulate(np.concatenate([[-np.inf], t[:-1]]))
-    back = t < prev_max
-    if back.any():
-        if cfg.on_bad == 'raise':
-            raise DataFormatError(
-                f"{path}:{lines[back][0]}: timestamp {t[back][0]} goes backwards "
-                f"(earlier row had {prev_max[back][0]})"
-            )
-        skips.add(
-            'non_monotonic',
-            [f"{path}:{ln}" for ln in lines[back][: skips.max_examples]],
-            n=int(back.sum()),
-        )
-        t, x, y, st, lines = t[~back], x[~back], y[~back], st[~back], lines[~back]
+    # timestamps that go backwards: a glitch row is dropped, a clock reset starts a new segment
+    keep, new = _fix_clock(t, lines, path, cfg, skips)
+    t, x, y, st, lines, rs = t[keep], x[keep], y[keep], st[keep], lines[keep], (rs | new)[keep]
     if len(t) == 0:
         skips.add('empty_session', [str(path)])
         return None
-    return replace(sess, t=t, x=x, y=y, state=st, line=lines)
+    return replace(sess, t=t, x=x, y=y, state=st, line=lines, reset=rs if rs.any() else None)
 
 # %% ../nbs/00_cache.ipynb #4ebe61c6
-def find_session_files(data_dir) -> list[tuple[str, Path]]:
-    "All session files under `data_dir` as sorted (user, path) pairs; an error if there are none."
+STRAY_NAMES = ('thumbs.db', 'ehthumbs.db', 'desktop.ini')  # files that operating systems leave
+
+
+def _is_stray(p) -> bool:
+    "Not a session log: an operating system's file, or binary content (a NUL byte up front)."
+    if p.name.lower() in STRAY_NAMES:
+        return True
+    with open(p, 'rb') as f:
+        return b'\0' in f.read(4096)
+
+
+def find_session_files(data_dir, skips: SkipLog = None) -> list[tuple[str, Path]]:
+    """All session files under `data_dir` as sorted (user, path) pairs (stray non-data files
+    skipped, counted in `skips`); an error if there are none."""
     data_dir = Path(data_dir).expanduser()
     if not data_dir.is_dir():
         raise FileNotFoundError(f"data directory {data_dir} does not exist or is not a directory")
@@ -299,6 +387,10 @@ def find_session_files(data_dir) -> list[tuple[str, Path]]:
         and not p.name.startswith('.')
         and p.suffix.lower() not in ('.md', '.txt', '.zip', '.json', '.pt', '.py')
     )
+    stray = [p for p in files if _is_stray(p)]
+    if stray and skips is not None:
+        skips.add('not_a_session_file', [str(p) for p in stray])
+    files = [p for p in files if p not in stray]
     if not files:
         raise DataFormatError(
             f"{data_dir}: no session files found (expected <user>/<session> CSV files)"
@@ -567,6 +659,7 @@ def segment_session(sess: Session, cfg: CacheConfig = None, skips: SkipLog = Non
         skips.add('duplicate_row', where(dup), n=int(dup.sum()))
     keep = ~dup
     t, x, y, st, ln = t[keep], x[keep], y[keep], st[keep], ln[keep]
+    rs = sess.reset[keep] if sess.reset is not None else np.zeros(len(t), bool)
     # 2. off-window sentinels: dropped, and they break the gesture
     off = (x > cfg.sentinel) | (y > cfg.sentinel) | (x < 0) | (y < 0)
     if off.any():
@@ -574,7 +667,7 @@ def segment_session(sess: Session, cfg: CacheConfig = None, skips: SkipLog = Non
     move = np.isin(st, [STATE_CODES[s] for s in MOVE_STATES]) & ~off
     # 3. a gesture is a run of movement rows with no break between neighbours
     brk = np.ones(len(t), bool)
-    brk[1:] = ~move[:-1] | ~move[1:] | (np.diff(t) > cfg.pause) | (st[1:] != st[:-1])
+    brk[1:] = ~move[:-1] | ~move[1:] | (np.diff(t) > cfg.pause) | (st[1:] != st[:-1]) | rs[1:]
     first = np.flatnonzero(move & brk)  # first row of each run
     last = np.flatnonzero(move & np.r_[brk[1:], True])  # last row of each run
     a, n = first, last - first  # start row, number of steps
@@ -882,7 +975,7 @@ def _load_gestures(dataset, data_dir, cfg, synth, skips):
         raise ValueError(f"unknown dataset {dataset!r}; use 'synthetic', 'balabit' or 'csv'")
     if data_dir is None:
         raise ValueError(f"dataset {dataset!r} needs data_dir (e.g. ../shared/data/balabit)")
-    files = find_session_files(data_dir)
+    files = find_session_files(data_dir, skips)
     from concurrent.futures import ThreadPoolExecutor
 
     # pyarrow, hashlib and numpy release the GIL: the hash, the parse of one file and the
@@ -915,6 +1008,41 @@ def _from_disk(d):
     return d
 
 
+def _file_digest(p) -> str:
+    "Content hash of one cache file (kept in the manifest, checked on reuse)."
+    h = hashlib.blake2b(digest_size=16)
+    with open(p, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 22), b''):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _check_reuse(cdir, fp):
+    """Pass when `cdir` holds the cache of fingerprint `fp` with every file present and intact;
+    otherwise a one-line `StaleCacheError` naming what differs and `rebuild=True`."""
+    man = load_manifest(cdir)
+    old = man.get('fingerprint')
+    hint = 'pass rebuild=True (--rebuild) to replace it, or another --out'
+    if old != fp:
+        raise StaleCacheError(
+            f"{cdir} holds a cache with fingerprint {old}, "
+            f"but this data and config give {fp}: {hint}"
+        )
+    counts = man.get('counts', {})
+    files = man.get('files') or {  # a manifest of before the hashes: the splits it counted
+        f'{s}_timing.pt': None for s in SPLITS if counts.get(s, {}).get('gestures')
+    }
+    missing = [f for f in files if not (cdir / f).exists()]
+    if missing:
+        raise StaleCacheError(f"{cdir}: the cache of fingerprint {fp} is missing {missing}: {hint}")
+    for f, want in files.items():
+        if want is not None and _file_digest(cdir / f) != want:
+            raise StaleCacheError(
+                f"{cdir / f}: content differs from the hash in the manifest "
+                f"(corrupt or changed): {hint}"
+            )
+
+
 def build_cache(
     dataset='synthetic',
     data_dir=None,
@@ -937,15 +1065,10 @@ def build_cache(
     loaded, source = _load_gestures(dataset, data_dir, cfg, synth, skips)
     fp = cache_fingerprint(source, cfg, synth if dataset == 'synthetic' else None)
     if (cdir / 'manifest.json').exists() and not rebuild:
-        old = json.loads((cdir / 'manifest.json').read_text()).get('fingerprint')
-        if old == fp and all((cdir / f'{s}_timing.pt').exists() for s in SPLITS):
-            if verbose:
-                print(f'reusing {cdir} (fingerprint {fp})')
-            return cdir
-        raise StaleCacheError(
-            f"{cdir} holds a cache with fingerprint {old}, but this data and config give {fp}: "
-            "pass rebuild=True (--rebuild) to replace it, or another --out"
-        )
+        _check_reuse(cdir, fp)
+        if verbose:
+            print(f'reusing {cdir} (fingerprint {fp})')
+        return cdir
     parts = [(s, g) for s, g in loaded if len(g)]
     if not parts:
         raise DataFormatError(f"{dataset}: no gesture survives segmentation; skipped: {skips}")
@@ -965,6 +1088,13 @@ def build_cache(
         ids[sp] = per_gesture(lambda s: uid[s.user]), per_gesture(lambda s: sid[(s.user, s.name)])
     if not len(by['train']):
         raise DataFormatError(f"{dataset}: the train split is empty")
+    for sp, frac in zip(SPLITS, cfg.split_fracs):
+        if frac > 0 and not len(by[sp]):
+            raise DataFormatError(
+                f"{dataset}: the {sp} split is empty (split_fracs={cfg.split_fracs}): sessions are "
+                "dealt per user, and a user needs at least 3 sessions for val and test; pass "
+                "split_fracs=(1, 0, 0) for a train-only cache"
+            )
     tick = cfg.tick if cfg.tick is not None else estimate_tick(by['train'].dt)[0]
     floor = tick / 2 if tick > 0 else 5e-4
     splits = {s: _split_tensors(by[s], T, *ids[s]) for s in SPLITS if len(by[s])}
@@ -1011,6 +1141,7 @@ def build_cache(
         'skipped': skips.as_dict(),
         'tick': tick,
         'floor': floor,
+        'files': {p.name: _file_digest(p) for p in sorted(cdir.glob('*.pt'))},
     }
     (cdir / 'manifest.json').write_text(json.dumps(manifest, indent=1, sort_keys=True, default=str))
     return cdir
@@ -1026,7 +1157,9 @@ def load_manifest(cache_dir) -> dict:
     try:
         return json.loads(p.read_text())
     except json.JSONDecodeError as e:
-        raise StaleCacheError(f"{p}: corrupt manifest ({e}); rebuild the cache") from e
+        raise StaleCacheError(
+            f"{p}: corrupt manifest ({e}); rebuild the cache (rebuild=True, --rebuild)"
+        ) from e
 
 
 def load_timing_cache(cache_dir, split='train', fingerprint: str = None) -> dict:

@@ -506,6 +506,10 @@ def sample(
     lengths, net = torch.as_tensor(lengths).long(), torch.as_tensor(net).float()
     if (lengths < 1).any() or (lengths > T).any():
         raise ValueError(f"lengths must lie in 1..{T}")
+    if int(steps) < 1:
+        raise ValueError(f"steps must be ≥ 1 (DDIM denoising steps), got {steps}")
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
     user = None if user is None else torch.as_tensor(user).long()
     g, dev = torch.Generator().manual_seed(seed), next(self.unet.parameters()).device
     xs = []

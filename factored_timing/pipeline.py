@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 import matplotlib.pyplot as plt
 from omegaconf import OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
 from hydra import initialize_config_dir, initialize_config_module, compose
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException
@@ -22,6 +23,7 @@ from fastcore.script import anno_parser, Param
 
 from .base import CheckpointError
 from factored_timing.cache import (
+    CacheConfig,
     build_cache,
     cache_summary,
     load_timing_cache,
@@ -81,11 +83,12 @@ from factored_timing.evaluation import (
 )
 
 # %% auto #0
-__all__ = ['CONF_MODULE', 'load_config', 'run_config', 'need', 'plain', 'timing_options', 'train_config', 'geometry_spec',
-           'train_geometry', 'attach_timing', 'generate', 'run_paths', 'load_run', 'evaluate_run', 'run_pipeline',
-           'plot_paths', 'write_report', 'job_config', 'ft_run', 'ft_train_diffusion', 'tool', 'ft_build_cache',
-           'train_timing_heads', 'ft_train_timing', 'ft_compare_timing', 'ft_export_real', 'sample_run', 'ft_sample',
-           'ft_eval', 'ft_x0_diagnostics', 'timing_summary', 'run_short', 'ft_run_short']
+__all__ = ['CONF_MODULE', 'RUN_KEYS', 'DATASETS', 'NULLABLE', 'CHOICES', 'BOUNDS', 'load_config', 'run_config', 'need', 'plain',
+           'timing_options', 'train_config', 'geometry_spec', 'train_geometry', 'attach_timing', 'generate',
+           'run_paths', 'load_run', 'evaluate_run', 'check_run_dir', 'run_pipeline', 'plot_paths', 'write_report',
+           'ConfigError', 'validate_config', 'job_config', 'ft_run', 'ft_train_diffusion', 'tool', 'check_flag',
+           'ft_build_cache', 'train_timing_heads', 'ft_train_timing', 'ft_compare_timing', 'ft_export_real',
+           'sample_run', 'ft_sample', 'ft_eval', 'ft_x0_diagnostics', 'timing_summary', 'run_short', 'ft_run_short']
 
 # %% ../nbs/06a_pipeline.ipynb #4efc529e
 CONF_MODULE = 'factored_timing.conf'
@@ -453,10 +456,37 @@ def evaluate_run(cfg, cache_dir, log=print) -> tuple[dict, pd.DataFrame]:
     return res, df
 
 
+RUN_KEYS = ('dataset', 'data.T', 'seed')
+
+
+def check_run_dir(cfg):
+    """Refuse (`ConfigError`) a run folder `cfg.out` whose `config.yaml` records another dataset,
+    `data.T` or seed: re-running there would mix two runs."""
+    p = run_paths(cfg.out)['config']
+    if not p.exists():
+        return
+    try:
+        old = OmegaConf.load(p)
+    except (OmegaConfBaseException, ValueError) as e:
+        raise ConfigError(f"{p}: unreadable ({str(e).splitlines()[0]}); delete it") from e
+    sel = lambda c, k: OmegaConf.select(c, k, default=None)
+    diff = [k for k in RUN_KEYS if sel(old, k) != sel(cfg, k)]
+    if diff:
+        was = ', '.join(f"{k}={sel(old, k)}" for k in diff)
+        now = ', '.join(f"{k}={sel(cfg, k)}" for k in diff)
+        raise ConfigError(
+            f"{cfg.out} holds a run with {was}, this one asks for {now}: "
+            "choose another out=DIR, or delete that folder"
+        )
+
+
 def run_pipeline(cfg) -> dict:
     """The main job: cache → timing heads → geometry diffusion → assembly → side-by-side C2ST;
-    returns the metrics."""
+    returns the metrics. The config is validated, and the run folder checked, before anything is
+    written."""
     t_start = time.time()
+    validate_config(cfg, 'ft_run')
+    check_run_dir(cfg)
     run_dir = Path(cfg.out)
     run_dir.mkdir(parents=True, exist_ok=True)
     log = _log(run_dir).info
@@ -617,10 +647,148 @@ def write_report(run_dir, metrics, df, stats) -> Path:
     (run_dir / 'report.md').write_text('\n'.join(lines))
     return run_dir / 'report.md'
 
+# %% ../nbs/06a_pipeline.ipynb #a9c0f1d2
+class ConfigError(ValueError):
+    "A config value of the wrong type or out of range; the message names the key and the bound."
+
+
+DATASETS = ('synthetic', 'balabit', 'csv')
+
+
+def _ge(lo):
+    return (lambda v: v >= lo), f"≥ {lo}"
+
+
+def _gt(lo):
+    return (lambda v: v > lo), f"> {lo}"
+
+
+def _within(lo, hi):
+    return (lambda v: lo <= v <= hi), f"in [{lo}, {hi}]"
+
+
+# values the YAML leaves null: their type when set
+NULLABLE = {
+    'training.max_steps': int,
+    'run.threads': int,
+    'diffusion.clip_margin': float,
+    'timing.loss_weights.profile': float,
+}
+CHOICES = {
+    'dataset': DATASETS,
+    'data.dataset': DATASETS,
+    'training.objective': ('v', 'epsilon'),
+    'timing.profile_param': ('direct', 'template', 'cumulative'),
+    'diffusion.timestep_spacing': (None, 'leading', 'trailing', 'linspace'),
+}
+BOUNDS = {
+    **{
+        k: _ge(1)
+        for k in (
+            'data.T',
+            'model.dim',
+            'model.num_res_blocks',
+            'model.groups',
+            'diffusion.num_train_timesteps',
+            'diffusion.sample_steps',
+            'training.epochs',
+            'training.max_steps',
+            'training.batch_size',
+            'training.log_every',
+            'eval.sample_steps',
+            'run.threads',
+            'timing.head_hidden',
+            'timing.dirichlet_rank',
+            'timing.epochs',
+            'evaluate.n_gestures',
+            'evaluate.max_per_class',
+            'evaluate.sample_steps',
+        )
+    },
+    **{
+        k: _ge(0)
+        for k in (
+            'training.weight_decay',
+            'training.grad_clip',
+            'training.num_workers',
+            'eval.n_samples',
+            'diffusion.eta',
+            'evaluate.n_permutations',
+        )
+    },
+    **{k: _gt(0) for k in ('training.lr', 'diffusion.clip_margin', 'timing.loss_weights.duration')},
+    'training.ema_decay': _within(0, 1),
+    'training.user_dropout': _within(0, 1),
+}
+_TYPE_NAMES = {bool: 'a bool (true/false)', int: 'an int', float: 'a number'}
+
+
+def _leaves(d: dict, prefix=''):
+    "(dotted key, value) of every leaf of the nested dict `d`."
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield from _leaves(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
+def _type_ok(v, want) -> bool:
+    if want is bool:
+        return isinstance(v, bool)
+    if isinstance(v, bool):
+        return False
+    return isinstance(v, (int, float)) if want is float else isinstance(v, want)
+
+
+def _problem(key, v, ref) -> str | None:
+    "Why value `v` of `key` is refused (its packaged value is `ref`), or None."
+    want = type(ref) if isinstance(ref, (bool, int, float)) else NULLABLE.get(key)
+    if want is not None and not (v is None and key in NULLABLE) and not _type_ok(v, want):
+        return f"{key} must be {_TYPE_NAMES[want]}, got {v!r}"
+    if key in CHOICES and v not in CHOICES[key]:
+        allowed = ', '.join('null' if c is None else str(c) for c in CHOICES[key])
+        return f"{key} must be one of {allowed}, got {v!r}"
+    if key in BOUNDS and v is not None and _type_ok(v, float) and not BOUNDS[key][0](v):
+        return f"{key} must be {BOUNDS[key][1]}, got {v!r}"
+    return None
+
+
+def validate_config(cfg, reference: str = 'ft_run') -> dict:
+    """Check every value of `cfg` before anything runs: the types of the packaged `reference`
+    YAML's values, choices and ranges; `ConfigError` (one line, the first problem) or the plain
+    config."""
+    try:
+        c, ref = plain(cfg), plain(load_config(reference))
+    except OmegaConfBaseException as e:
+        raise ConfigError(str(e).splitlines()[0]) from e
+    got = dict(_leaves(c))
+    bad = []
+    for key, r in _leaves(ref):
+        if key not in got:
+            bad.append(f"{key} is missing (the packaged {reference}.yaml defines it)")
+            continue
+        why = _problem(key, got[key], r)
+        if why:
+            bad.append(why)
+    mults = got.get('model.dim_mults')
+    if not (isinstance(mults, list) and mults and all(_type_ok(m, int) and m >= 1 for m in mults)):
+        bad.append(f"model.dim_mults must be a non-empty list of ints ≥ 1, got {mults!r}")
+    elif _type_ok(got.get('data.T'), int) and got['data.T'] % 2 ** (len(mults) - 1):
+        k = 2 ** (len(mults) - 1)
+        bad.append(
+            f"data.T must be a positive multiple of {k} (the U-Net halves T "
+            f"{len(mults) - 1} times: model.dim_mults={mults}), got {got['data.T']}"
+        )
+    if bad:
+        bad.sort(key=lambda m: m.split(' ')[0].count('.'))  # a root key before what copies it
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ''
+        raise ConfigError(bad[0] + more)
+    return c
+
 # %% ../nbs/06a_pipeline.ipynb #d575cdf3
 def job_config(prog: str, doc: str, argv, default_config: str):
-    """The composed config of a job's command line `[--config-name NAME] [key=value ...]`; None
-    after `--help`."""
+    """The composed and validated config of a job's command line `[--config-name NAME] [key=value
+    ...]`; None after `--help`."""
     argv = sys.argv[1:] if argv is None else list(argv)
     name = default_config
     if '--config-name' in argv:
@@ -636,9 +804,13 @@ def job_config(prog: str, doc: str, argv, default_config: str):
     if bad:
         raise SystemExit(f"{prog}: error: arguments are Hydra overrides key=value, got {bad}")
     try:
-        return load_config(name, argv)
+        cfg = load_config(name, argv)
+        validate_config(cfg, name)
     except HydraException as e:
         raise SystemExit(f"{prog}: error: {str(e).splitlines()[0]}")
+    except ConfigError as e:
+        raise SystemExit(f"{prog}: error: {e}")
+    return cfg
 
 # %% ../nbs/06a_pipeline.ipynb #34b5670e
 def ft_run(argv=None):
@@ -654,7 +826,13 @@ def ft_run(argv=None):
         )
     try:
         run_pipeline(cfg)
-    except (DataFormatError, StaleCacheError, FileNotFoundError, TimingGuardError) as e:
+    except (
+        DataFormatError,
+        StaleCacheError,
+        FileNotFoundError,
+        TimingGuardError,
+        ConfigError,
+    ) as e:
         raise SystemExit(f"ft_run: error: {e}")
 
 # %% ../nbs/06a_pipeline.ipynb #9175c2d0
@@ -686,6 +864,16 @@ def tool(func):
 
     return _f
 
+# %% ../nbs/06a_pipeline.ipynb #0d67cce8
+def check_flag(prog: str, name: str, value, lo, *, strict: bool = False):
+    "`SystemExit` (one line) when flag `--name`'s `value` is below `lo` (or equals it, `strict`)."
+    if value is None:
+        return
+    if value < lo or (strict and value == lo):
+        raise SystemExit(
+            f"{prog}: error: --{name} must be {'>' if strict else '≥'} {lo}, got {value}"
+        )
+
 # %% ../nbs/06a_pipeline.ipynb #1ebb65b5
 @tool
 def ft_build_cache(
@@ -703,6 +891,8 @@ def ft_build_cache(
 ):
     """Build the timing cache of a dataset; its JSON summary is the last line printed.
     Example: `ft_build_cache --dataset balabit --data_dir PATH --out data/cache`."""
+    check_flag('ft_build_cache', 'T', T, CacheConfig.min_steps)
+    check_flag('ft_build_cache', 'pause', pause, 0, strict=True)
     if dataset == 'balabit':
         data_dir = data_dir or os.environ.get('FT_BALABIT_DIR')
     kw = dict(pause=pause, long_policy=long_policy, on_bad='raise' if strict else 'skip')
@@ -814,7 +1004,11 @@ def ft_export_real(
 # %% ../nbs/06a_pipeline.ipynb #4c492c97
 def sample_run(run_dir, n, out, seed=0, csv=None, steps=None):
     """N gestures from a finished run, with targets drawn from the train split (seeded); saved as
-    `out` (.npz)."""
+    `out` (.npz); `steps` None: the run's `evaluate.sample_steps`."""
+    if int(n) < 1:
+        raise ValueError(f"n must be ≥ 1, got {n}")
+    if steps is not None and int(steps) < 1:
+        raise ValueError(f"steps must be ≥ 1, got {steps}")
     cfg, cdir = load_run(run_dir)
     p = run_paths(run_dir)
     c = empirical_conditions(geometry_dataset(cdir, 'train'), int(n), seed=seed)
@@ -826,7 +1020,7 @@ def sample_run(run_dir, n, out, seed=0, csv=None, steps=None):
         c['lengths'],
         c['user'],
         seed=seed,
-        steps=int(steps or cfg.evaluate.sample_steps),
+        steps=int(cfg.evaluate.sample_steps if steps is None else steps),
         quantize=str(cfg.timing.quantize) == 'auto',
     )
     save_npz(st, out)
@@ -846,9 +1040,11 @@ def ft_sample(
 ):
     """Sample gestures from a finished run. Example: `ft_sample --run runs/synthetic-seed0 --n 100
     --out g.npz`."""
+    check_flag('ft_sample', 'n', n, 1)
+    check_flag('ft_sample', 'steps', steps, 1)
     try:
         st = sample_run(run, n, out, seed, csv, steps)
-    except (FileNotFoundError, RuntimeError) as e:
+    except (FileNotFoundError, RuntimeError, ValueError) as e:
         raise SystemExit(f"ft_sample: error: {e}")
     print(
         json.dumps(

@@ -437,6 +437,10 @@ def train_timing(
     """Train the timing heads on a cache's train split, validate on val; returns the JSON-able
     summary."""
     t_start = time.time()
+    if int(epochs) < 1:
+        raise ValueError(f"epochs must be ≥ 1, got {epochs}: no epoch, no checkpoint")
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
     bad = set(model_cfg) - set(MODEL_KEYS)
     if bad:
         raise TypeError(

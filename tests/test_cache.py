@@ -229,3 +229,104 @@ def test_balabit_cache(tmp_path):
     assert 0.08 < float(st['mean_profile'][0]) < 0.2                 # plan 001 §5: first bin ≈ 0.12
     man = load_manifest(cdir)
     assert man['counts']['train']['sessions'] >= 40 and man['skipped']['offscreen']['count'] > 0
+
+
+# --- nothing silently wrong: bad input is counted or refused ------------------------------------
+
+def test_unknown_states_are_counted_and_known_ones_match_any_case(tmp_path):
+    p = write(tmp_path, HEADER + GOOD.replace(',Move,', ',move,') + "9,0.2,NoButton,Hover,1,1\n")
+    sk = SkipLog()
+    s = read_session_csv(p, skips=sk)
+    assert (s.state == 0).sum() == 8                                  # 'move' is Move
+    assert sk.counts['unknown_state'] == 1 and f"{p}:10" in sk.examples['unknown_state'][0]
+    assert 'Hover' in sk.examples['unknown_state'][0]
+    with pytest.raises(DataFormatError, match=r"session_1:10: unknown state 'Hover'"):
+        read_session_csv(p, cfg=CacheConfig(on_bad='raise'))
+    write(tmp_path, HEADER + GOOD.replace(',Move,', ',MOVE,') + "9,0.2,NoButton,Hover,1,1\n")
+    cdir = build_cache('balabit', data_dir=tmp_path / 'data', out=tmp_path / 'c', split_fracs=(1, 0, 0))
+    man = load_manifest(cdir)
+    assert man['counts']['train']['gestures'] == 1 and man['skipped']['unknown_state']['count'] == 1
+
+
+def test_one_future_timestamp_drops_only_that_row(tmp_path):
+    rows = [f"{i*0.1:.3f},{(i*0.016 if i != 5 else 9999.0):.3f},NoButton,Move,{100+3*i},{200+i}\n"
+            for i in range(150)]
+    p = write(tmp_path, HEADER + "".join(rows))
+    sk = SkipLog()
+    s = read_session_csv(p, skips=sk)
+    assert len(s.t) == 149 and 9999.0 not in s.t.tolist()
+    assert sk.counts['time_outlier'] == 1 and sk.examples['time_outlier'] == [f"{p}:7"]
+    assert 'non_monotonic' not in sk.counts
+
+
+def test_clock_reset_starts_a_new_segment(tmp_path):
+    rows = [f"{i*0.1:.3f},{100 + i*0.016:.3f},NoButton,Move,{100+3*i},{200+i}\n" for i in range(20)]
+    rows += [f"{i*0.1:.3f},{i*0.016:.3f},NoButton,Move,{300+3*i},{200+i}\n" for i in range(20)]
+    p = write(tmp_path, HEADER + "".join(rows))
+    sk = SkipLog()
+    s = read_session_csv(p, skips=sk)
+    assert len(s.t) == 40 and sk.counts['clock_reset'] == 1 and sk.examples['clock_reset'] == [f"{p}:22"]
+    assert 'non_monotonic' not in sk.counts
+    cdir = build_cache('balabit', data_dir=tmp_path / 'data', out=tmp_path / 'c', split_fracs=(1, 0, 0))
+    d = load_timing_cache(cdir, 'train')
+    assert d['lengths'].tolist() == [19, 19] and (d['dt'] >= 0).all()
+
+
+def test_wrong_time_unit_is_refused_with_the_likely_unit(tmp_path):
+    write(tmp_path, HEADER + GOOD)                                     # seconds
+    with pytest.raises(DataFormatError, match=r"session_1: .*look like seconds.*time_unit='s'"):
+        build_cache('csv', data_dir=tmp_path / 'data', out=tmp_path / 'c', time_unit='ms', split_fracs=(1, 0, 0))
+    body = "client timestamp,button,state,x,y\n" + "".join(f"{i*16},NoButton,Move,{10+i},{20+2*i}\n" for i in range(10))
+    write(tmp_path, body, user='user2')                                # milliseconds
+    (tmp_path / 'data' / 'user1' / 'session_1').unlink()
+    with pytest.raises(DataFormatError, match=r"user2/session_1: .*look like milliseconds.*time_unit='ms'"):
+        build_cache('csv', data_dir=tmp_path / 'data', out=tmp_path / 'c', time_unit='s', split_fracs=(1, 0, 0))
+
+
+def test_corrupt_split_file_is_refused_on_reuse(tmp_path):
+    cdir = build_cache('synthetic', out=tmp_path, seed=0)
+    man = load_manifest(cdir)
+    assert set(man['files']) == {'train_timing.pt', 'val_timing.pt', 'test_timing.pt', 'stats.pt'}
+    assert build_cache('synthetic', out=tmp_path, seed=0) == cdir     # intact: reused
+    (cdir / 'val_timing.pt').write_bytes(b'garbage')
+    with pytest.raises(StaleCacheError, match=r"val_timing.pt: .*rebuild=True"):
+        build_cache('synthetic', out=tmp_path, seed=0)
+    cdir = build_cache('synthetic', out=tmp_path, seed=0, rebuild=True)
+    raw = (cdir / 'train_timing.pt').read_bytes()
+    (cdir / 'train_timing.pt').write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(StaleCacheError, match=r"train_timing.pt: .*rebuild=True"):
+        build_cache('synthetic', out=tmp_path, seed=0)
+
+
+def test_one_session_per_user_is_refused_at_build(tmp_path):
+    write(tmp_path, HEADER + GOOD); write(tmp_path, HEADER + GOOD, user='user2')
+    with pytest.raises(DataFormatError, match=r"val split is empty.*3 sessions.*split_fracs=\(1, 0, 0\)"):
+        build_cache('balabit', data_dir=tmp_path / 'data', out=tmp_path / 'c')
+    assert not (tmp_path / 'c' / 'datasets').exists()
+    cdir = build_cache('balabit', data_dir=tmp_path / 'data', out=tmp_path / 'c', split_fracs=(1, 0, 0))
+    assert build_cache('balabit', data_dir=tmp_path / 'data', out=tmp_path / 'c', split_fracs=(1, 0, 0)) == cdir
+    (cdir / 'train_timing.pt').unlink()
+    with pytest.raises(StaleCacheError, match=r"missing .*train_timing.pt"):
+        build_cache('balabit', data_dir=tmp_path / 'data', out=tmp_path / 'c', split_fracs=(1, 0, 0))
+
+
+def test_comma_space_csv_bom_and_stray_file(tmp_path):
+    body = "\ufeffclient timestamp, button, state, x, y\n" + "".join(
+        f"{i*0.016:.3f}, NoButton, Move, {10+i}, {20+2*i}\n" for i in range(10))
+    p = write(tmp_path, body)
+    s = read_session_csv(p)
+    assert len(s.t) == 10 and (s.state == 0).all() and s.x.tolist()[:2] == [10.0, 11.0]
+    (tmp_path / 'data' / 'user1' / 'Thumbs.db').write_bytes(b'\xd0\xcf\x11\xe0\x00\x00binary')
+    cdir = build_cache('csv', data_dir=tmp_path / 'data', out=tmp_path / 'c', split_fracs=(1, 0, 0))
+    man = load_manifest(cdir)
+    assert man['counts']['train']['gestures'] == 1
+    assert man['skipped']['not_a_session_file']['count'] == 1
+    assert 'Thumbs.db' in man['skipped']['not_a_session_file']['examples'][0]
+
+
+def test_broken_manifest_names_file_and_rebuild(tmp_path):
+    cdir = build_cache('synthetic', out=tmp_path, seed=0)
+    (cdir / 'manifest.json').write_text('\n')
+    with pytest.raises(StaleCacheError, match=r"manifest.json: corrupt manifest .*rebuild=True"):
+        build_cache('synthetic', out=tmp_path, seed=0)
+    assert build_cache('synthetic', out=tmp_path, seed=0, rebuild=True) == cdir
