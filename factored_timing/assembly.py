@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['SOURCE_KINDS', 'SpatioTemporal', 'from_timing_cache', 'from_baseline', 'TimingConfig', 'dt_norm_stats',
            'compose_spatiotemporal_sequence', 'ConstantTimingSampler', 'CachedTimingSampler', 'save_npz', 'load_npz',
-           'to_balabit_csv', 'export_real']
+           'CsvExport', 'to_balabit_csv', 'export_real']
 
 # %% ../nbs/05_assembly.ipynb #de3f5a3b
 import csv, json, math, warnings
@@ -375,21 +375,40 @@ def load_npz(path) -> SpatioTemporal:
         return _make(z['gestures'], z['lengths'], src, meta)
 
 # %% ../nbs/05_assembly.ipynb #55dd725c
-def _csv_changes(st: SpatioTemporal, screen, reader_pause: float) -> dict:
-    """Per reason, how many gestures of `st` the raw-log reader would not get back as written:
-    a step longer than `reader_pause` (split), a path wider than `screen`, a repeated row
-    (dropped)."""
-    W, H = screen
-    n = dict(long_step=0, off_screen=0, repeated_row=0)
-    for g, L in zip(st.gestures, st.lengths):
-        rel = np.round(np.cumsum(g[:L, :2].astype(np.float64), 0)).astype(np.int64)
-        lo, hi = np.minimum(rel.min(0), 0), np.maximum(rel.max(0), 0)
-        ms = np.round(np.r_[0.0, np.cumsum(g[:L, 2].astype(np.float64))] * 1000)
-        pos = np.r_[np.zeros((1, 2), np.int64), rel]
-        n['long_step'] += bool((g[:L, 2] > reader_pause).any())
-        n['off_screen'] += bool(((hi - lo) >= (W, H)).any())
-        n['repeated_row'] += bool(((np.diff(ms) == 0) & (np.diff(pos, axis=0) == 0).all(1)).any())
-    return n
+@dataclass(frozen=True)
+class CsvExport:
+    """What `to_balabit_csv` wrote: the file (path-like: `open`, `Path` and pandas take it), its `n`
+    gestures, the `pause` (s) the reader needs to keep each gesture whole, and `changes`, per
+    reason the number of gestures that do not read back as given (empty: all of them do)."""
+
+    path: Path
+    n: int
+    pause: float
+    changes: dict
+
+    def __fspath__(self):
+        return str(self.path)
+
+# %% ../nbs/05_assembly.ipynb #de30cc7b
+def _start_on_screen(rel, cur, screen) -> tuple[np.ndarray, bool]:
+    """The start nearest `cur` from which a path with positions `rel` (relative to its start) stays
+    on the screen, and whether it is wider or taller than the screen (then its left or top edge is
+    at 0, and it reaches past the right or bottom edge)."""
+    lo, hi = np.minimum(rel.min(0), 0), np.maximum(rel.max(0), 0)
+    last = np.asarray(screen, np.int64) - 1
+    return np.clip(cur, -lo, np.maximum(last - hi, -lo)), bool((hi - lo > last).any())
+
+
+_CSV_WHY = dict(
+    long_step="have a step longer than the reader's pause of {rp} s: read the file with "
+    "pause={need} (ft_build_cache --pause {need}) to keep them whole",
+    wider_than_screen="are wider or taller than the {W}x{H} screen (written past its edge)",
+    beyond_max_coord="reach beyond the reader's max_coord of {mc:g} px (it drops those rows)",
+    repeated_row="repeat a row: same ms, same pixel (the reader drops it as a duplicate)",
+    too_short="have fewer than {ms} steps (the reader drops them)",
+    zero_duration="last 0 ms (the reader drops them)",
+    no_movement="do not move (the reader drops them)",
+)
 
 
 def to_balabit_csv(
@@ -399,57 +418,65 @@ def to_balabit_csv(
     pause=1.0,
     click=True,
     click_hold=0.1,
-    reader_pause=CacheConfig.pause,  # the reader's gap that ends a gesture
-) -> Path:
+    reader: CacheConfig = None,  # the reader's settings (pause, min_steps, max coordinate)
+) -> CsvExport:
     """Write gestures as one raw-log session CSV in the Balabit layout (columns `record
-    timestamp,client timestamp,button,state,x,y`), through `cache.write_balabit_session`; warns,
-    with counts, when gestures will not read back as written."""
+    timestamp,client timestamp,button,state,x,y`) through `cache.write_balabit_session`, each
+    gesture on the screen; the `CsvExport` (and a warning) say the pause the reader needs and
+    what does not read back as given."""
     if not isinstance(st, SpatioTemporal):
         raise TypeError("to_balabit_csv takes a SpatioTemporal")
-    W, H = screen
-    changes = _csv_changes(st, screen, reader_pause)
-    if not click and pause <= reader_pause and len(st) > 1:
-        changes['merged'] = len(st) - 1
-    why = dict(
-        long_step=f"have a step longer than the reader's pause of {reader_pause} s (split there)",
-        off_screen=f"do not fit the {W}x{H} screen (written partly off-screen)",
-        repeated_row="repeat a row: same ms, same pixel (the reader drops it as a duplicate)",
-        merged=f"follow the previous one within pause={pause} s without a click (merged)",
-    )
-    said = [f"{k} gesture(s) {why[r]}" for r, k in changes.items() if k]
-    if said:
-        warnings.warn(
-            f"to_balabit_csv: {path} will not read back as the same {len(st)} gestures: "
-            + '; '.join(said),
-            stacklevel=2,
-        )
-    cur = np.array([W // 2, H // 2], dtype=np.int64)
-    t, rows = 0.0, []  # (time s, state, x, y)
+    rd = reader or CacheConfig()
+    n = dict.fromkeys(_CSV_WHY, 0)
+    cur, t, rows, longest = np.array(screen, np.int64) // 2, 0, [], 0  # t, longest: whole ms
+    hold, gap = round(click_hold * 1000), round(pause * 1000)
     for g, L in zip(st.gestures, st.lengths):
-        rel = np.round(np.cumsum(g[:L, :2].astype(np.float64), 0)).astype(np.int64)
-        lo, hi = np.minimum(rel.min(0), 0), np.maximum(rel.max(0), 0)
-        if ((cur + lo) < 0).any() or ((cur + hi) >= (W, H)).any():
-            cur = np.array([W // 2, H // 2]) - (lo + hi) // 2
-        ts = t + np.cumsum(g[:L, 2].astype(np.float64))
-        rows += [(t, 'Move', *cur)] + [(tt, 'Move', *p) for tt, p in zip(ts, cur + rel)]
-        t, cur = float(ts[-1]), cur + rel[-1]
+        d = g[:L].astype(np.float64)
+        rel = np.round(np.cumsum(d[:, :2], 0)).astype(np.int64)
+        cur, wide = _start_on_screen(rel, cur, screen)
+        ms = t + np.round(np.r_[0.0, np.cumsum(d[:, 2])] * 1000).astype(np.int64)
+        pos = np.r_[cur[None], cur + rel]
+        step_s, step_px = np.diff(ms / 1000), np.diff(pos, axis=0)  # as the reader sees them
+        n['long_step'] += bool((step_s > rd.pause).any())
+        n['wider_than_screen'] += wide
+        n['beyond_max_coord'] += bool((pos > rd.sentinel).any())
+        n['repeated_row'] += bool(((step_s == 0) & (step_px == 0).all(1)).any())
+        n['too_short'] += bool(L < rd.min_steps)
+        n['zero_duration'] += bool(ms[-1] == ms[0])
+        n['no_movement'] += not step_px.any()
+        longest = max(longest, int(np.diff(ms).max()))
+        rows += [(m, 'Move', *p) for m, p in zip(ms, pos)]
+        t, cur = int(ms[-1]), pos[-1]
         if click:
-            rows += [(t, 'Pressed', *cur), (t + click_hold, 'Released', *cur)]
-            t += click_hold
-        t += pause
+            rows += [(t, 'Pressed', *cur), (t + hold, 'Released', *cur)]
+            t += hold
+        t += gap
+    need = (longest + 1) / 1000 if n['long_step'] else rd.pause
+    if not click and len(st) > 1 and pause <= need:
+        raise ValueError(
+            f"to_balabit_csv: without clicks, pause={pause} s between gestures must exceed the "
+            f"reader's pause ({need} s), or the gestures merge; pass a larger pause or click=True"
+        )
+    changes = {k: v for k, v in n.items() if v}
+    if changes:
+        W, H = screen
+        fmt = dict(rp=rd.pause, need=need, W=W, H=H, mc=rd.sentinel, ms=rd.min_steps)
+        said = [f"{k} gesture(s) {_CSV_WHY[r].format(**fmt)}" for r, k in changes.items()]
+        head = f"to_balabit_csv: {path} ({len(st)} gestures): "
+        warnings.warn(head + '; '.join(said), stacklevel=2)
     tt, states, x, y = (list(c) for c in zip(*rows)) if rows else ([], [], [], [])
     sess = Session(
         'generated',
         Path(path).stem,
         str(path),
-        np.round(np.array(tt, float), 3),
+        np.array(tt, np.int64) / 1000,
         np.array(x, float),
         np.array(y, float),
         np.array([STATE_CODES[s] for s in states], np.int8),
         np.arange(2, len(tt) + 2),
     )
     write_balabit_session(sess, path)
-    return Path(path)
+    return CsvExport(Path(path), len(st), need, changes)
 
 # %% ../nbs/05_assembly.ipynb #7812e2eb
 def export_real(cache, out, split='test', csv=None) -> SpatioTemporal:

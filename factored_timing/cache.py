@@ -18,13 +18,13 @@ import matplotlib.pyplot as plt
 from .base import save_atomic, load_weights_only
 
 # %% auto #0
-__all__ = ['CACHE_FORMAT', 'MOVE_STATES', 'STATE_CODES', 'STRAY_NAMES', 'BALABIT_URL', 'SYNTH_DEFAULTS', 'FEATURE_NAMES',
-           'STEP_KEYS', 'SPLITS', 'CacheConfig', 'DataFormatError', 'StaleCacheError', 'Session', 'SkipLog',
-           'read_session_csv', 'clean_session', 'find_session_files', 'download_balabit', 'synthetic_sessions',
-           'write_balabit_session', 'Gesture', 'Gestures', 'segment_session', 'gesture_features_from_steps',
-           'gesture_features', 'standardize_features', 'split_sessions', 'estimate_tick', 'cache_fingerprint',
-           'lengths_to_mask', 'timing_stats', 'build_cache', 'load_manifest', 'load_timing_cache', 'load_stats',
-           'check_cache', 'cache_summary', 'plot_cache', 'length_coverage', 'plot_thresholds']
+__all__ = ['CACHE_FORMAT', 'MOVE_STATES', 'STATE_CODES', 'STRAY_NAMES', 'BALABIT_URL', 'SYNTH_DEFAULTS', 'CLOCKS',
+           'FEATURE_NAMES', 'STEP_KEYS', 'SPLITS', 'CacheConfig', 'DataFormatError', 'StaleCacheError', 'Session',
+           'SkipLog', 'read_session_csv', 'clean_session', 'find_session_files', 'download_balabit',
+           'synthetic_sessions', 'write_balabit_session', 'Gesture', 'Gestures', 'segment_session',
+           'gesture_features_from_steps', 'gesture_features', 'standardize_features', 'split_sessions', 'estimate_tick',
+           'cache_fingerprint', 'lengths_to_mask', 'timing_stats', 'build_cache', 'load_manifest', 'load_timing_cache',
+           'load_stats', 'check_cache', 'cache_summary', 'plot_cache', 'length_coverage', 'plot_thresholds']
 
 # %% ../nbs/00_cache.ipynb #8e8d0f04
 CACHE_FORMAT = 1  # bump when the layout of the cache files changes
@@ -37,7 +37,7 @@ class CacheConfig:
     T: int = 64  # fixed gesture length (steps); longer gestures follow `long_policy`
     pause: float = 0.5  # seconds; a larger gap between movement events ends a gesture
     min_steps: int = 3  # fewer steps (events - 1) than this: not a gesture
-    sentinel: float = 4000.0  # x or y above this (or below 0): cursor outside the window
+    sentinel: float = 4000.0  # px; x or y above this (or below 0): off the screen (--max_coord)
     long_policy: str = 'drop'  # 'drop' or 'split' gestures longer than T steps
     time_col: str = 'client timestamp'
     time_unit: str = 's'  # 's' or 'ms'
@@ -54,6 +54,12 @@ class CacheConfig:
             raise ValueError(f"time_unit must be 's' or 'ms', got {self.time_unit!r}")
         if self.on_bad not in ('skip', 'raise'):
             raise ValueError(f"on_bad must be 'skip' or 'raise', got {self.on_bad!r}")
+        for k, unit in (('pause', 's'), ('sentinel', 'px')):
+            v = getattr(self, k)
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            if not (ok and v > 0):
+                raise ValueError(f"{k} must be a finite number > 0 ({unit}), got {v!r}")
+            setattr(self, k, float(v))
         if self.T < self.min_steps:
             raise ValueError(f"T={self.T} is below min_steps={self.min_steps}")
         self.split_fracs = tuple(float(f) for f in self.split_fracs)
@@ -264,16 +270,17 @@ def read_session_csv(
     return clean_session(sess, cfg, skips)
 
 
-def _check_time_scale(t, path, cfg, min_gaps=5):
-    """Refuse times in the wrong unit: the median positive gap between events (seconds, before
-    rounding) must lie between `pause`/5000 and `pause`; the error names the unit that fits."""
+def _time_scale_problem(t, path, cfg, min_gaps=5) -> str | None:
+    """Why times `t` look like the wrong unit, or None: the median positive gap between events
+    (seconds, before rounding) must lie between `pause`/5000 and `pause`; the message names the
+    unit that fits."""
     gaps = np.diff(t)
     gaps = gaps[gaps > 0]
     if len(gaps) < min_gaps:
-        return  # too few events to judge
+        return None  # too few events to judge
     med, lo, hi = float(np.median(gaps)), cfg.pause / 5000, cfg.pause
     if lo <= med <= hi:
-        return
+        return None
     raw = med * (1000.0 if cfg.time_unit == 'ms' else 1.0)  # the median gap in the file's numbers
     fits = [u for u, f in (('s', 1.0), ('ms', 1e-3)) if lo <= raw * f <= hi]
     names = {'s': 'seconds', 'ms': 'milliseconds'}
@@ -283,7 +290,7 @@ def _check_time_scale(t, path, cfg, min_gaps=5):
         else 'check the time column and its unit'
     )
     side = 'above the pause threshold' if med > hi else 'below 1/5000 of the pause threshold'
-    raise DataFormatError(
+    return (
         f"{path}: the median gap between events is {med:.3g} s with time_unit={cfg.time_unit!r}, "
         f"{side} ({cfg.pause} s): {hint}"
     )
@@ -331,8 +338,8 @@ def _fix_clock(t, lines, path, cfg, skips):
 
 
 def clean_session(sess: Session, cfg: CacheConfig = None, skips: SkipLog = None) -> Session | None:
-    """Drop (and count) NaN rows and timestamp glitches, mark clock resets; refuse a wrong time
-    unit; convert and round times to whole ms."""
+    """Drop (and count) NaN rows and timestamp glitches, mark clock resets; skip (count) or refuse
+    (`on_bad='raise'`) a file in the wrong time unit; convert and round times to whole ms."""
     cfg, skips = cfg or CacheConfig(), skips if skips is not None else SkipLog()
     t, x, y, st, lines, path = sess.t, sess.x, sess.y, sess.state, sess.line, sess.path
     rs = sess.reset if sess.reset is not None else np.zeros(len(t), bool)
@@ -349,7 +356,12 @@ def clean_session(sess: Session, cfg: CacheConfig = None, skips: SkipLog = None)
         t, x, y, st, lines, rs = t[~nan], x[~nan], y[~nan], st[~nan], lines[~nan], rs[~nan]
     if cfg.time_unit == 'ms':
         t = t / 1000.0
-    _check_time_scale(t, path, cfg)
+    why = _time_scale_problem(t, path, cfg)
+    if why:
+        if cfg.on_bad == 'raise':
+            raise DataFormatError(why)
+        skips.add('time_unit', [why])
+        return None
     if cfg.round_ms:
         t = np.round(t * 1000.0) / 1000.0
     # timestamps that go backwards: a glitch row is dropped, a clock reset starts a new segment
@@ -443,7 +455,12 @@ SYNTH_DEFAULTS = dict(
     periods=(3, 7),
     dup=(0.05, 0.10, 0.20, 0.04, 0.08, 0.30),
     screen=(1920, 1080),
+    clock='tick',  # 'tick': the 64 Hz timer above; 'ms': 1 ms times, jittered polls, no tick
+    poll=0.008,  # clock='ms': the mouse's polling period (125 Hz) ...
+    jitter=0.002,  # ... each poll early or late by up to this (s) ...
+    drop=0.05,  # ... and this share of polls missing
 )
+CLOCKS = ('tick', 'ms')
 
 
 def _stroke_fraction(u, m=math.log(0.35), s=0.45):
@@ -455,8 +472,9 @@ def _stroke_fraction(u, m=math.log(0.35), s=0.45):
     return ndtr((np.log(u) - m) / s) / ndtr((0.0 - m) / s)
 
 
-def _synth_gesture(rng, start, D, period, dup, tick, screen):
-    "One stroke from `start`: event times (s, on the client's poll grid) and integer positions."
+def _synth_gesture(rng, start, D, period, dup, tick, screen, jitter=0.0, drop=0.0):
+    """One stroke from `start`: event times (s, on the client's poll grid, jittered by up to
+    ±`jitter` with a share `drop` of polls missing) and integer positions."""
     W, H = screen
     dist = float(np.exp(rng.uniform(np.log(40), np.log(700))))
     ang = rng.uniform(0, 2 * np.pi)
@@ -466,6 +484,9 @@ def _synth_gesture(rng, start, D, period, dup, tick, screen):
     perp = np.array([-vec[1], vec[0]])
     bow = rng.normal(0, 0.12)
     polls = np.arange(period, D, period)
+    if jitter or drop:  # an unsynchronised mouse: polls early or late, some missing
+        polls = polls + rng.uniform(-jitter, jitter, len(polls))
+        polls = polls[(rng.random(len(polls)) >= drop) & (polls > 0) & (polls < D)]
 
     def pos(t):
         f = _stroke_fraction(np.asarray(t) / D)
@@ -493,13 +514,17 @@ def _synth_gesture(rng, start, D, period, dup, tick, screen):
 
 
 def synthetic_sessions(seed=0, **kw) -> list[Session]:
-    """Seeded synthetic sessions (Balabit-like clocks, sigma-lognormal strokes, known log-normal
-    durations)."""
+    """Seeded synthetic sessions (Balabit-like clocks, or a 1 ms clock with `clock='ms'`;
+    sigma-lognormal strokes, known log-normal durations)."""
     p = {**SYNTH_DEFAULTS, **kw}
+    if p['clock'] not in CLOCKS:
+        raise ValueError(f"clock must be one of {CLOCKS}, got {p['clock']!r}")
+    ms = p['clock'] == 'ms'
     rng = np.random.default_rng(seed)
     tick, sessions = p['tick'], []
+    jit = dict(jitter=p['jitter'], drop=p['drop']) if ms else {}
     for u in range(p['n_users']):
-        period = p['periods'][u % len(p['periods'])] * tick
+        period = p['poll'] if ms else p['periods'][u % len(p['periods'])] * tick
         dup = p['dup'][u % len(p['dup'])]
         for s in range(p['sessions_per_user']):
             t0, pos = 0.0, np.array([p['screen'][0] / 2, p['screen'][1] / 2])
@@ -512,7 +537,7 @@ def synthetic_sessions(seed=0, **kw) -> list[Session]:
                     Y += [65535.0]
                     S += ['Move']  # off-window
                 D = float(np.exp(rng.normal(p['mu_D'], p['sigma_D'])))
-                ts, ps, pos = _synth_gesture(rng, pos, D, period, dup, tick, p['screen'])
+                ts, ps, pos = _synth_gesture(rng, pos, D, period, dup, tick, p['screen'], **jit)
                 T_ += list(t0 + ts)
                 X += list(ps[:, 0])
                 Y += list(ps[:, 1])
@@ -524,14 +549,14 @@ def synthetic_sessions(seed=0, **kw) -> list[Session]:
                     Y += [pos[1]] * 2
                     S += ['Pressed', 'Released']
                     t0 += 0.16
-            t = np.floor(np.array(T_) / tick + 1e-9) * tick  # the 64 Hz timer
+            t = np.array(T_) if ms else np.floor(np.array(T_) / tick + 1e-9) * tick  # 64 Hz
             t = np.round(t, 3) + rng.normal(0, 2e-11, len(t))  # ms clock with float noise
             t[0] = 0.0
             sessions.append(
                 Session(
                     user=f'user{u}',
                     name=f'session_{seed}{u:02d}{s:02d}',
-                    path=f'<synthetic seed={seed}>',
+                    path=f'<synthetic seed={seed} clock=ms>' if ms else f'<synthetic seed={seed}>',
                     t=t,
                     x=np.array(X, float),
                     y=np.array(Y, float),
@@ -988,7 +1013,9 @@ def _load_gestures(dataset, data_dir, cfg, synth, skips):
         skips.update(sk)
     loaded = [(s, g) for s, g, _ in done if s is not None]
     if not loaded:
-        raise DataFormatError(f"{data_dir}: none of the {len(files)} session files holds events")
+        raise DataFormatError(
+            _nothing_left(f"{data_dir}: none of the {len(files)} session files holds events", skips)
+        )
     return loaded, source
 
 
@@ -1015,6 +1042,26 @@ def _file_digest(p) -> str:
         for chunk in iter(lambda: f.read(1 << 22), b''):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _synth_clock(synth):
+    """(`synth` without a default `clock`, the clock): the default clock leaves the fingerprint
+    and the cache id as they always were."""
+    synth = dict(synth or {})
+    clock = synth.get('clock', 'tick')
+    if clock not in CLOCKS:
+        raise ValueError(f"synthetic clock must be one of {CLOCKS}, got {clock!r}")
+    if clock == 'tick':
+        synth.pop('clock', None)
+    return synth or None, clock
+
+
+def _nothing_left(what, skips) -> str:
+    "Why nothing is left of the data: `what`, and the time-unit hint when files were skipped so."
+    n = skips.counts.get('time_unit', 0)
+    if not n:
+        return what
+    return f"{what}; {n} file(s) skipped for their time unit, e.g. {skips.examples['time_unit'][0]}"
 
 
 def _check_reuse(cdir, fp):
@@ -1059,7 +1106,8 @@ def build_cache(
     if dataset == 'balabit':
         cfg_kw = {'time_col': 'client timestamp', 'time_unit': 's', **cfg_kw}
     cfg = CacheConfig(T=T, seed=seed, **cfg_kw)
-    ds_id = f'{dataset}-T{T}'
+    synth, clock = _synth_clock(synth) if dataset == 'synthetic' else (None, 'tick')
+    ds_id = f'{dataset}-T{T}' if clock == 'tick' else f'{dataset}-{clock}-T{T}'
     cdir = Path(out) / 'datasets' / ds_id
     skips = SkipLog()
     loaded, source = _load_gestures(dataset, data_dir, cfg, synth, skips)
@@ -1071,7 +1119,9 @@ def build_cache(
         return cdir
     parts = [(s, g) for s, g in loaded if len(g)]
     if not parts:
-        raise DataFormatError(f"{dataset}: no gesture survives segmentation; skipped: {skips}")
+        raise DataFormatError(
+            _nothing_left(f"{dataset}: no gesture survives segmentation; skipped: {skips}", skips)
+        )
     keys = sorted((s.user, s.name) for s, _ in parts)
     which = split_sessions(keys, cfg.split_fracs, cfg.seed)
     users = sorted({k[0] for k in keys})

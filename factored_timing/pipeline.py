@@ -81,14 +81,16 @@ from factored_timing.evaluation import (
     timing_diagnostics,
     TimingGuardError,
 )
+from .timing_evaluation import timing_sets, evaluate_timing, export_sets
 
 # %% auto #0
 __all__ = ['CONF_MODULE', 'RUN_KEYS', 'DATASETS', 'NULLABLE', 'CHOICES', 'BOUNDS', 'load_config', 'run_config', 'need', 'plain',
            'timing_options', 'train_config', 'geometry_spec', 'train_geometry', 'attach_timing', 'generate',
            'run_paths', 'load_run', 'evaluate_run', 'check_run_dir', 'run_pipeline', 'plot_paths', 'write_report',
            'ConfigError', 'validate_config', 'job_config', 'ft_run', 'ft_train_diffusion', 'tool', 'check_flag',
-           'ft_build_cache', 'train_timing_heads', 'ft_train_timing', 'ft_compare_timing', 'ft_export_real',
-           'sample_run', 'ft_sample', 'ft_eval', 'ft_x0_diagnostics', 'timing_summary', 'run_short', 'ft_run_short']
+           'ft_build_cache', 'train_timing_heads', 'ft_train_timing', 'ft_compare_timing', 'ft_eval_timing',
+           'ft_export_real', 'sample_run', 'ft_sample', 'ft_eval', 'ft_x0_diagnostics', 'timing_summary', 'run_short',
+           'ft_run_short']
 
 # %% ../nbs/06a_pipeline.ipynb #4efc529e
 CONF_MODULE = 'factored_timing.conf'
@@ -134,6 +136,8 @@ def timing_options(cfg) -> dict:
     "`train_timing` model options from the config's `timing` block."
     t = need(cfg, 'timing')
     opts = dict(hidden=int(t.head_hidden), profile_param=str(t.profile_param))
+    if t.max_steps:
+        opts['max_steps'] = int(t.max_steps)
     if t.dirichlet_rank:
         opts['rank'] = int(t.dirichlet_rank)
     if t.loss_weights.profile is not None:
@@ -148,6 +152,15 @@ def train_config(cfg) -> TrainConfig:
     return TrainConfig(**{f.name: need(cfg, f'training.{f.name}') for f in fields(TrainConfig)})
 
 # %% ../nbs/06a_pipeline.ipynb #620960f0
+def _cache_options(cfg) -> dict:
+    """`build_cache`'s options from the `data` block: `data.pause`, `data.max_coord` (the screen
+    bound) and, for the synthetic data, `data.synthetic_clock`."""
+    kw = dict(pause=float(need(cfg, 'data.pause')), sentinel=float(need(cfg, 'data.max_coord')))
+    if need(cfg, 'data.dataset') == 'synthetic':
+        kw['synth'] = {'clock': str(need(cfg, 'data.synthetic_clock'))}
+    return kw
+
+
 def _resolve_cache(cfg, di) -> Path:
     """The cache directory: `data.cache_dir` if given, else built by rank 0 with `build_cache` and
     broadcast."""
@@ -163,7 +176,14 @@ def _resolve_cache(cfg, di) -> Path:
     if di.is_main:
         d = cfg.data
         path = str(
-            build_cache(dataset=d.dataset, data_dir=d.data_dir, out=d.out, T=d.T, seed=d.seed)
+            build_cache(
+                dataset=d.dataset,
+                data_dir=d.data_dir,
+                out=d.out,
+                T=d.T,
+                seed=d.seed,
+                **_cache_options(cfg),
+            )
         )
     return Path(broadcast(path, di))
 
@@ -416,7 +436,9 @@ def evaluate_run(cfg, cache_dir, log=print) -> tuple[dict, pd.DataFrame]:
         max_per_class=int(cfg.evaluate.max_per_class),
         allow_timing_mismatch=True,
     )
-    table = df[['full_acc', 'full_auc', 'geometry_acc', 'geometry_auc']].round(3).to_string()
+    cols = ['full_acc', 'full_nn_acc', 'full_auc']
+    cols += ['geometry_acc', 'geometry_nn_acc', 'geometry_auc']
+    table = df[[c for c in cols if c in df]].round(3).to_string()
     log(f"C2ST in {time.time() - t0:.0f}s\n{table}")
     rec = eval_record(
         df,
@@ -498,7 +520,12 @@ def run_pipeline(cfg) -> dict:
         os.environ.get('FT_BALABIT_DIR') if cfg.dataset == 'balabit' else None
     )
     cdir = build_cache(
-        cfg.dataset, data_dir=data_dir, out=cfg.data.out, T=int(cfg.data.T), seed=seed
+        cfg.dataset,
+        data_dir=data_dir,
+        out=cfg.data.out,
+        T=int(cfg.data.T),
+        seed=seed,
+        **_cache_options(cfg),
     ).resolve()  # absolute: the run finds it from any directory
     with open_dict(cfg):
         cfg.data.cache_dir = str(cdir)
@@ -622,9 +649,11 @@ def write_report(run_dir, metrics, df, stats) -> Path:
                 for c in (
                     'full_acc',
                     'full_acc_std',
+                    'full_nn_acc',
                     'full_auc',
                     'full_p',
                     'geometry_acc',
+                    'geometry_nn_acc',
                     'geometry_auc',
                     'guard_ok',
                     'n_per_class',
@@ -673,12 +702,14 @@ NULLABLE = {
     'run.threads': int,
     'diffusion.clip_margin': float,
     'timing.loss_weights.profile': float,
+    'timing.max_steps': int,
 }
 CHOICES = {
     'dataset': DATASETS,
     'data.dataset': DATASETS,
+    'data.synthetic_clock': ('tick', 'ms'),
     'training.objective': ('v', 'epsilon'),
-    'timing.profile_param': ('direct', 'template', 'cumulative'),
+    'timing.profile_param': ('auto', 'ticks', 'direct', 'template', 'cumulative'),
     'diffusion.timestep_spacing': (None, 'leading', 'trailing', 'linspace'),
 }
 BOUNDS = {
@@ -700,6 +731,7 @@ BOUNDS = {
             'timing.head_hidden',
             'timing.dirichlet_rank',
             'timing.epochs',
+            'timing.max_steps',
             'evaluate.n_gestures',
             'evaluate.max_per_class',
             'evaluate.sample_steps',
@@ -716,7 +748,16 @@ BOUNDS = {
             'evaluate.n_permutations',
         )
     },
-    **{k: _gt(0) for k in ('training.lr', 'diffusion.clip_margin', 'timing.loss_weights.duration')},
+    **{
+        k: _gt(0)
+        for k in (
+            'data.pause',
+            'data.max_coord',
+            'training.lr',
+            'diffusion.clip_margin',
+            'timing.loss_weights.duration',
+        )
+    },
     'training.ema_decay': _within(0, 1),
     'training.user_dropout': _within(0, 1),
 }
@@ -883,6 +924,10 @@ def ft_build_cache(
     T: Param("fixed gesture length in steps", int) = 64,
     seed: Param("seed of the splits and of the synthetic generator", int) = 0,
     pause: Param("gap (s) that ends a gesture", float) = 0.5,
+    max_coord: Param("x or y above this (px) is off the screen; wider screens: more", float) = 4e3,
+    synthetic_clock: Param(
+        "synthetic clock: a 64 Hz tick, or 1 ms times at 125 Hz", str, choices=['tick', 'ms']
+    ) = 'tick',
     time_col: Param("time column (csv)", str) = 'client timestamp',
     time_unit: Param("unit of the time column (csv)", str, choices=['s', 'ms']) = 's',
     long_policy: Param("gestures longer than T", str, choices=['drop', 'split']) = 'drop',
@@ -893,9 +938,18 @@ def ft_build_cache(
     Example: `ft_build_cache --dataset balabit --data_dir PATH --out data/cache`."""
     check_flag('ft_build_cache', 'T', T, CacheConfig.min_steps)
     check_flag('ft_build_cache', 'pause', pause, 0, strict=True)
+    check_flag('ft_build_cache', 'max_coord', max_coord, 0, strict=True)
+    for name, v in (('pause', pause), ('max_coord', max_coord)):
+        if not np.isfinite(v):
+            raise SystemExit(f"ft_build_cache: error: --{name} must be a finite number, got {v}")
+    if synthetic_clock != 'tick' and dataset != 'synthetic':
+        raise SystemExit("ft_build_cache: error: --synthetic_clock is for --dataset synthetic")
     if dataset == 'balabit':
         data_dir = data_dir or os.environ.get('FT_BALABIT_DIR')
-    kw = dict(pause=pause, long_policy=long_policy, on_bad='raise' if strict else 'skip')
+    kw = dict(pause=pause, sentinel=max_coord, long_policy=long_policy)
+    kw.update(on_bad='raise' if strict else 'skip')
+    if dataset == 'synthetic':
+        kw['synth'] = {'clock': synthetic_clock}
     if dataset == 'csv':
         kw.update(time_col=time_col, time_unit=time_unit)
     t0 = time.time()
@@ -985,6 +1039,58 @@ def ft_compare_timing(
     if not json:
         print(format_compare(res))
     print(dumps(res))
+
+# %% ../nbs/06a_pipeline.ipynb #6454e9f8
+@tool
+def ft_eval_timing(
+    checkpoint: Param("<out>/timing.pt of ft_train_timing: row (d)", str, required=True) = None,
+    cache: Param("the cache directory the checkpoint was trained on", str, required=True) = None,
+    split: Param("split whose real paths are judged", str) = 'test',
+    previous: Param("another timing checkpoint (e.g. the Dirichlet default): row (e)", str) = None,
+    n: Param("gestures of the split used (<= 0: all)", int) = 0,
+    max_per_class: Param("gestures per side each detector reads", int) = 2000,
+    detectors: Param("comma-separated detectors: gbdt, neural", str) = 'gbdt,neural',
+    seed: Param("seed of the halves, donors, draws and detectors", int) = 0,
+    export: Param("write every row's gestures (exchange .npz) into this directory", str) = None,
+    json: Param("print only the JSON result", bool) = False,
+    threads: Param("CPU threads for torch (<= 0: torch's default)", int) = 2,
+):
+    """Timing alone: C2ST (both detectors) of a split's real paths with (a) their own Δt, (b) the Δt
+    of another gesture of the same user and length, (c) of any user, (d) the timing heads, (e) a
+    previous timing model; plus the sampler statistics. The JSON result is the last line printed.
+    Example: `ft_eval_timing --checkpoint runs/synthetic-seed0/timing/timing.pt --cache DIR`."""
+    check_flag('ft_eval_timing', 'max_per_class', max_per_class, 10)
+    if threads > 0:
+        torch.set_num_threads(threads)
+    models, stats = {}, {}
+    try:
+        data = load_timing_cache(cache, split)
+        for row, path in (('d: timing heads', checkpoint), ('e: previous', previous)):
+            if path:
+                ck = load_timing_checkpoint(path, data['fingerprint'], T=data['mask'].shape[1])
+                models[f"{row} ({ck['config']['profile_param']})"] = model_from_checkpoint(ck)
+    except (FileNotFoundError, StaleCacheError, CheckpointError, ValueError) as e:
+        raise SystemExit(f"ft_eval_timing: error: {e}")
+    for name, model in models.items():
+        quantize = float(data['stats']['tick']) > 0 and not model.ticks
+        res = compare_timing(model, data, samples=0, seed=seed, quantize=quantize)
+        res.pop('_arrays')
+        stats[name] = res
+        if not json:
+            print(f"{name}, {split} split:\n{format_compare(res)}\n")
+    tick = float(data['stats']['tick']) > 0  # Dirichlet heads snap to the tick, as ft_run does
+    kw = {k: {'quantize': True} for k, m in models.items() if tick and not m.ticks}
+    sets = timing_sets(data, models, seed=seed, n=n if n > 0 else None, sample_kw=kw)
+    df = evaluate_timing(sets, seed, max_per_class, tuple(detectors.split(',')))
+    if export:
+        export_sets(sets, export)
+    if not json:
+        cols = [c for c in ('full_acc', 'full_nn_acc', 'n_per_class') if c in df]
+        print(f"C2ST on Δt-aware features ({split}; {sets.dropped} gestures without a donor left "
+              f"out):\n{df[cols].round(3).to_string()}")
+    rec = eval_record(df, split=split, checkpoint=checkpoint, previous=previous,
+                      dropped=sets.dropped, statistics=stats)
+    print(dumps(rec, default=float))
 
 # %% ../nbs/06a_pipeline.ipynb #e0921976
 @tool

@@ -11,9 +11,11 @@ import torch.nn.functional as F
 from torch.distributions import Gamma, LogNormal
 
 # %% auto #0
-__all__ = ['PROFILE_PARAMS', 'ZERO_MODES', 'exists', 'default', 'masked_dirichlet_log_prob', 'sample_masked_dirichlet',
-           'lognormal_nll', 'unfloor_profile', 'quantize_to_ticks', 'Conditioner', 'DurationHead', 'inverse_softplus',
-           'ProfileHead', 'step_geometry_features', 'StepGeometry', 'TimingModel']
+__all__ = ['PROFILE_PARAMS', 'STEP_FEATURES', 'ZERO_MODES', 'TIMING_PROFILES', 'exists', 'default', 'masked_dirichlet_log_prob',
+           'sample_masked_dirichlet', 'lognormal_nll', 'unfloor_profile', 'quantize_to_ticks', 'Conditioner',
+           'DurationHead', 'inverse_softplus', 'ProfileHead', 'step_geometry_features', 'StepEncoder', 'StepGeometry',
+           'tick_targets', 'clock_resolution', 'lattice_tick', 'sample_ticks', 'ticks_to_dt', 'TickProfileHead',
+           'TimingModel']
 
 # %% ../nbs/02_timing_heads.ipynb #ac60bfb4
 def exists(x):
@@ -217,37 +219,169 @@ class ProfileHead(nn.Module):
         return F.softplus(z) + self.eps
 
 # %% ../nbs/02_timing_heads.ipynb #4bf2aa26
+STEP_FEATURES = (
+    'log_step',  # log(1+|Δp_t|)/3
+    'log_step_rel',  # the same minus the gesture's mean
+    'turn_cos',  # cos of the turn from step t−1 to t (1 at the first or a zero-length step)
+    'turn_sin',
+    'still',  # 1 where the step has no displacement
+    'frac',  # t / L: where in the gesture
+    'log_from_start',  # log(1+t)/4
+    'log_to_end',  # log(1+L−1−t)/4
+)
+
+
 def step_geometry_features(dxdy: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Per-step inputs [B,T,2]: log(1+|Δp_t|)/3 and its deviation from the gesture's mean (0 on
-    padding)."""
-    m = mask.bool()
-    s = torch.log1p(torch.as_tensor(dxdy, dtype=torch.float32).norm(dim=-1)) / 3.0 * m
+    "Per-step inputs [B,T,len(STEP_FEATURES)] from pixel deltas [B,T,2]; 0 on padding."
+    m = torch.as_tensor(mask).bool()
+    d = torch.as_tensor(dxdy, dtype=torch.float32).to(m.device)
+    r = d.norm(dim=-1)
+    s = torch.log1p(r) / 3.0 * m
     mean = s.sum(-1, keepdim=True) / m.sum(-1, keepdim=True).clamp_min(1)
-    return torch.stack([s, (s - mean) * m], -1)
+    ang = torch.atan2(d[..., 1], d[..., 0])
+    turn = torch.diff(ang, dim=-1, prepend=ang[:, :1])  # Δθ_t = θ_t − θ_{t−1}
+    moving = (r > 0) & torch.nn.functional.pad(r[:, :-1] > 0, (1, 0))
+    turn = torch.where(moving, turn, torch.zeros(()))
+    t = torch.arange(m.shape[1], device=m.device)[None].float().expand_as(s)
+    L = m.sum(-1, keepdim=True).float()
+    feats = [s, s - mean, turn.cos(), turn.sin(), (r == 0).float(), t / L.clamp_min(1)]
+    feats += [torch.log1p(t) / 4, torch.log1p((L - 1 - t).clamp_min(0)) / 4]
+    return torch.stack(feats, -1) * m[..., None]
+
+# %% ../nbs/02_timing_heads.ipynb #6311b243
+class StepEncoder(nn.Module):
+    """Per-step embeddings [B,T,dim] from step features and the gesture's h: a masked residual 1-D
+    conv stack, so each step sees its neighbours (receptive field 1 + n_layers·(kernel−1))."""
+
+    def __init__(self, hidden: int, dim: int = 32, n_in: int = len(STEP_FEATURES),
+                 n_layers: int = 2, kernel: int = 5):
+        super().__init__()
+        self.step_in, self.ctx_in = nn.Linear(n_in, dim), nn.Linear(hidden, dim)
+        self.convs = nn.ModuleList(
+            nn.Conv1d(dim, dim, kernel, padding=kernel // 2) for _ in range(n_layers)
+        )
+
+    def forward(self, h: torch.Tensor, steps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        T = mask.shape[1]
+        n = max(int(mask.sum(-1).max()), 1)  # compute up to the batch's longest gesture only
+        m = mask[:, None, :n].to(steps.dtype)  # [B,1,n]
+        x = (self.step_in(steps[:, :n]) + self.ctx_in(h)[:, None, :]).transpose(1, 2) * m
+        for conv in self.convs:
+            x = x + conv(F.silu(x)) * m  # x ← x + Conv(SiLU(x)), padding kept at 0
+        return F.pad(F.silu(x), (0, T - n)).transpose(1, 2)
 
 
 class StepGeometry(nn.Module):
-    """Per-step logits (for α and for the repeat probability) from step geometry, modulated by the
-    gesture's h."""
+    """Per-step logits (for α and for the repeat probability) from the step encoder; starts as a
+    no-op (zero output layer)."""
 
-    def __init__(self, hidden: int, dim: int = 32, n_in: int = 2):
+    def __init__(self, hidden: int, dim: int = 32, n_in: int = len(STEP_FEATURES)):
         super().__init__()
-        self.step_in, self.ctx_in = nn.Linear(n_in, dim), nn.Linear(hidden, dim)
-        self.out = nn.Sequential(nn.SiLU(), nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, 2))
-        nn.init.zeros_(self.out[-1].weight)
-        nn.init.zeros_(self.out[-1].bias)  # starts as a no-op
+        self.encoder = StepEncoder(hidden, dim, n_in)
+        self.out = nn.Linear(dim, 2)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
 
-    def forward(self, h: torch.Tensor, steps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        z = self.out(self.step_in(steps) + self.ctx_in(h)[:, None, :])
+    def forward(self, h, steps, mask) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.out(self.encoder(h, steps, mask))
         return z[..., 0], z[..., 1]
+
+# %% ../nbs/02_timing_heads.ipynb #e3833e19
+def tick_targets(dt: torch.Tensor, mask: torch.Tensor, tick: float, max_ticks: int) -> torch.Tensor:
+    "k_t = round(Δt_t / tick), clamped to [0, K], 0 on padding: the tick head's targets [B,T]."
+    k = torch.round(dt.double() / tick).clamp(0, max_ticks).long()
+    return k * mask.long()
+
+
+def clock_resolution(dt: torch.Tensor, mask: torch.Tensor, unit: float = 1e-3) -> float:
+    "`unit` when every valid Δt is a whole number of `unit`s (a ms-stamped log), else 0."
+    v = dt.double()[mask.bool()] / unit
+    return unit if len(v) and float((v - v.round()).abs().max()) < 1e-3 else 0.0
+
+
+def lattice_tick(dt: torch.Tensor, mask: torch.Tensor, tick: float) -> float:
+    """The clock's period as the log shows it, Σ Δt / Σ k over the valid steps: the cache's tick
+    estimate refined (Balabit's "15.625 ms" timer runs at 15.600 ms)."""
+    k = tick_targets(dt, mask, tick, 10**6)
+    return float(dt.double()[mask.bool()].sum() / k.sum().clamp_min(1))
+
+# %% ../nbs/02_timing_heads.ipynb #b510f389
+def sample_ticks(
+    logits: torch.Tensor,  # [B,T,K+1], or [B,T,Z,K+1] under Z clock states
+    mask: torch.Tensor,  # [B,T] bool
+    target: torch.Tensor | None = None,  # [B] Σk wanted (D / tick); None: one draw
+    draws: int = 16,
+    mode: bool = False,  # the most likely state, then the most likely k of each step
+    state_logits: torch.Tensor | None = None,  # [B,Z] (None: equal states)
+) -> torch.Tensor:  # [B,T] long, Σ_t k_t ≥ 1 on each row
+    """A state s ~ Cat(state_logits), then k_t ~ Cat(softmax(logits_t,s)) independently per step; of
+    `draws` joint draws keep the one whose Σk is closest to `target`; a row without ticks gets
+    one."""
+    m = mask.bool()
+    lg = logits.double() if logits.ndim == 4 else logits.double()[:, :, None]
+    B, T, Z, _ = lg.shape
+    sl = default(state_logits, lg.new_zeros(B, Z)).double()
+    n = 1 if mode or not exists(target) else draws
+    s = sl.argmax(-1)[None] if mode else torch.distributions.Categorical(logits=sl).sample((n,))
+    lg_s = lg.permute(0, 2, 1, 3)[torch.arange(B)[None], s]  # [n,B,T,K+1]: each draw's state
+    p = torch.softmax(lg_s, -1)
+    k = (p.argmax(-1) if mode else torch.distributions.Categorical(probs=p).sample()) * m
+    best = (k.sum(-1) - default(target, k.sum(-1)[0])[None]).abs().argmin(0)  # [B]
+    k = k.gather(0, best[None, :, None].expand(1, B, T))[0]
+    p = p.gather(0, best[None, :, None, None].expand(1, *p.shape[1:]))[0]
+    mean_k = (p * torch.arange(p.shape[-1], device=p.device)).sum(-1).masked_fill(~m, -1.0)
+    none = k.sum(-1) == 0
+    k[none, mean_k[none].argmax(-1)] = 1
+    return k
+
+
+def ticks_to_dt(
+    k: torch.Tensor,  # [B,T] ticks per step
+    mask: torch.Tensor,  # [B,T] bool
+    tick: float,  # seconds
+    resolution: float = 0.0,  # the log's timestamp unit (e.g. 1e-3); 0: exact multiples of tick
+    phase: torch.Tensor | None = None,  # [B] start offsets in ticks; None: uniform on [0, 64)
+) -> torch.Tensor:  # [B,T] Δt seconds (float64)
+    """Δt on the clock's lattice as a log records it: event times t_j = (φ + Σ_{s≤j} k_s)·tick,
+    truncated to the log's `resolution`, then differenced (a ms log shows 15/16 and 109/110 ms)."""
+    m = mask.bool()
+    phase = default(phase, torch.rand(k.shape[0], dtype=torch.float64, device=k.device) * 64)
+    cum = torch.cat([torch.zeros_like(k[:, :1]), k * m], -1).cumsum(-1)
+    t = (phase[:, None].double() + cum) * tick
+    if resolution and resolution > 0:
+        t = torch.floor(t / resolution + 1e-9) * resolution  # a clock that truncates
+    return torch.diff(t, dim=-1).clamp_min(0.0) * m
+
+# %% ../nbs/02_timing_heads.ipynb #0bce3f34
+class TickProfileHead(nn.Module):
+    """Per-step logits [B,T,Z,K+1] of k_t ∈ {0, …, K}, the number of clock ticks in step t, under
+    each of Z gesture-level clock states, from the step encoder (each step's geometry and its
+    neighbours, with h_w: user, D and the gesture); and the states' logits [B,Z] from h_w."""
+
+    def __init__(self, hidden: int, max_ticks: int, dim: int = 32, n_in: int = len(STEP_FEATURES),
+                 states: int = 4):
+        super().__init__()
+        self.max_ticks, self.states = int(max_ticks), int(states)
+        self.encoder = StepEncoder(hidden, dim, n_in, n_layers=3)
+        self.out = nn.Linear(dim, self.states * (self.max_ticks + 1))
+        self.state = nn.Linear(hidden, self.states)
+        for lin in (self.out, self.state):  # starts uniform over k and over the states
+            nn.init.zeros_(lin.bias)
+        nn.init.zeros_(self.state.weight)
+        nn.init.normal_(self.out.weight, std=1e-2)  # the states start apart, so they can split
+
+    def forward(self, h, steps, mask) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.out(self.encoder(h, steps, mask))
+        return z.unflatten(-1, (self.states, self.max_ticks + 1)), self.state(h)
 
 # %% ../nbs/02_timing_heads.ipynb #d49df09e
 ZERO_MODES = ('floor', 'inflate')
+TIMING_PROFILES = PROFILE_PARAMS + ('ticks',)  # 'ticks': the tick head, on the clock's lattice
 
 
 class TimingModel(nn.Module):
     """Conditioner → (duration head: μ_D, log σ_D) and (profile head: Dirichlet α over the valid
-    steps)."""
+    steps, or with `profile_param='ticks'` per-step tick counts on the clock's lattice)."""
 
     def __init__(
         self,
@@ -256,12 +390,17 @@ class TimingModel(nn.Module):
         T: int = 64,
         hidden: int = 128,
         user_dim: int = 16,  # conditioner width, user-embedding size
-        profile_param: str = 'direct',  # one of PROFILE_PARAMS
+        profile_param: str = 'direct',  # one of TIMING_PROFILES
         rank: int = 16,  # K knots of the `template` profile
         eps: float = 1e-3,  # α = softplus(·) + eps
         end_steps: int = 4,  # end-aligned logits for the last steps
         zeros: str = 'inflate',  # repeated timestamps: 'inflate' or 'floor' (w̃ target)
-        step_geometry: bool = False,  # per-step logits from the step lengths (needs `dxdy`)
+        step_geometry: bool = True,  # per-step logits from the step geometry (needs `dxdy`)
+        step_dim: int = 32,  # width of the step encoder (step geometry, tick head)
+        max_ticks: int = 32,  # K of the tick head: k_t ∈ {0, …, K}
+        tick_states: int = 4,  # Z gesture-level clock states of the tick head
+        clock_resolution: float = 0.0,  # the log's timestamp unit (s) the tick head rounds to
+        clock_tick: float = 0.0,  # the lattice's period (s, `lattice_tick`); 0: the cache's tick
         # profile head reads log D: p(w | D, c) instead of p(w | c)
         condition_on_duration: bool = True,
         use_features: bool = True,
@@ -273,6 +412,10 @@ class TimingModel(nn.Module):
         super().__init__()
         if zeros not in ZERO_MODES:
             raise ValueError(f'zeros must be one of {ZERO_MODES}, got {zeros!r}')
+        if profile_param not in TIMING_PROFILES:
+            raise ValueError(
+                f'profile_param must be one of {TIMING_PROFILES}, got {profile_param!r}'
+            )
         self.config = dict(
             n_features=n_features,
             n_users=n_users,
@@ -285,22 +428,30 @@ class TimingModel(nn.Module):
             end_steps=end_steps,
             zeros=zeros,
             step_geometry=step_geometry,
+            step_dim=step_dim,
+            max_ticks=int(max_ticks),
+            tick_states=int(tick_states),
+            clock_resolution=float(clock_resolution),
+            clock_tick=float(clock_tick),
             condition_on_duration=condition_on_duration,
             use_features=use_features,
             use_user=use_user,
             mu_D=float(mu_D),
             sigma_D=float(sigma_D),
         )
-        self.T, self.zeros = T, zeros
+        self.T, self.zeros, self.ticks = T, zeros, profile_param == 'ticks'
         self.conditioner = Conditioner(
             n_features, n_users, hidden, user_dim, use_features, use_user
         )
         self.duration = DurationHead(hidden, mu_D, sigma_D)
-        self.profile = ProfileHead(hidden, T, profile_param, rank, eps, end_steps)
-        self.zero_head = (
-            nn.Linear(hidden, T) if zeros == 'inflate' else None
-        )  # per-step logit of a repeated timestamp
-        self.step_geometry = StepGeometry(hidden) if step_geometry else None
+        if self.ticks:  # k = 0 is the repeated timestamp: no zero head, no Dirichlet
+            self.profile = TickProfileHead(hidden, max_ticks, step_dim, states=tick_states)
+        else:
+            self.profile = ProfileHead(hidden, T, profile_param, rank, eps, end_steps)
+        # per-step logit of a repeated timestamp
+        self.zero_head = nn.Linear(hidden, T) if zeros == 'inflate' and not self.ticks else None
+        use_steps = step_geometry and not self.ticks
+        self.step_geometry = StepGeometry(hidden, step_dim) if use_steps else None
         # h_w = SiLU(W [h; log D; ε]): the profile side's view of the gesture, given its duration
         self.profile_in = (
             nn.Sequential(nn.Linear(hidden + 2, hidden), nn.SiLU())
@@ -319,8 +470,10 @@ class TimingModel(nn.Module):
     @classmethod
     def from_stats(cls, stats: dict, **config):
         """A model sized and initialised from a cache's `stats` (n_features, n_users, T, μ_D, σ_D,
-        buffers)."""
+        buffers); `profile_param='auto'` (the default here): `ticks` if the cache found a tick."""
         n_features = len(stats['feature_mean'])
+        if config.get('profile_param', 'auto') == 'auto':  # the tick head where there is a tick
+            config['profile_param'] = 'ticks' if float(stats.get('tick', 0.0)) > 0 else 'direct'
         cfg = dict(
             n_features=n_features,
             n_users=int(stats['n_users']),
@@ -397,17 +550,17 @@ class TimingModel(nn.Module):
         if duration is None:
             duration = LogNormal(mu, log_sigma.exp()).sample() if draw else mu.exp()
         h = self.profile_input(h, mu, log_sigma, duration)
+        if self.ticks:
+            steps = step_geometry_features(self._need_dxdy(dxdy), mask)
+            logits, states = self.profile(h, steps, mask)
+            return dict(mu=mu, log_sigma=log_sigma, D=duration, logits=logits, state_logits=states)
         z = self.profile.start_logits(h)
         if exists(self.profile.end_proj):
             z = z + self.profile.end_logits(h, mask.sum(-1))
         zl = self.zero_head(h) if exists(self.zero_head) else None
         if exists(self.step_geometry):
-            if dxdy is None:
-                raise ValueError(
-                    "this timing model reads step geometry (step_geometry=True): pass the "
-                    "pixel deltas `dxdy` [B,T,2] (in `cond['dxdy']` or `dxdy=`)"
-                )
-            dz, dzl = self.step_geometry(h, step_geometry_features(dxdy, mask))
+            steps = step_geometry_features(self._need_dxdy(dxdy), mask)
+            dz, dzl = self.step_geometry(h, steps, mask)
             z = z + dz
             if exists(zl):
                 zl = zl + dzl
@@ -417,9 +570,22 @@ class TimingModel(nn.Module):
             out['zero_logit'] = zl
         return out
 
+    def _need_dxdy(self, dxdy):
+        if dxdy is None:
+            raise ValueError(
+                "this timing model reads step geometry (step_geometry=True or the tick head): "
+                "pass the pixel deltas `dxdy` [B,T,2] (in `cond['dxdy']` or `dxdy=`)"
+            )
+        return dxdy
+
     def mean_profile(self, out: dict, mask: torch.Tensor) -> torch.Tensor:
         """E[w] of the profile head: α/Σα; with zero inflation ≈ (1−p)α / Σ(1−p)α (p: repeat
-        probability)."""
+        probability); for the tick head E[k_t] / Σ E[k]."""
+        if 'logits' in out:  # Σ_s π_s E[k_t | s]
+            k = torch.arange(out['logits'].shape[-1], device=mask.device)
+            ek = (torch.softmax(out['logits'], -1) * k).sum(-1)  # [B,T,Z]
+            a = (ek * torch.softmax(out['state_logits'], -1)[:, None]).sum(-1) * mask
+            return a / a.sum(-1, keepdim=True).clamp_min(1e-30)
         a = out['alpha'] * mask
         if 'zero_logit' in out:
             a = a * torch.sigmoid(-out['zero_logit'])
@@ -437,6 +603,12 @@ class TimingModel(nn.Module):
             duration=batch['duration'],
         )
         nll_D = lognormal_nll(out['mu'], out['log_sigma'], batch['duration'])
+        if self.ticks:  # −log Σ_s π_s Π_t Cat(k_t | s) over the valid steps
+            k = tick_targets(batch['dt'], mask, float(self.tick), self.profile.max_ticks)
+            lp = torch.log_softmax(out['logits'], -1)  # [B,T,Z,K+1]
+            lp = lp.gather(-1, k[:, :, None, None].expand(*lp.shape[:3], 1))[..., 0]
+            ll = (lp * mask[..., None]).sum(1) + torch.log_softmax(out['state_logits'], -1)
+            return dict(duration=nll_D, profile=-torch.logsumexp(ll, -1), **out)
         if self.zeros == 'floor':  # Dirichlet on the floored target w̃ over all valid steps
             nll_w = -masked_dirichlet_log_prob(out['alpha'], batch['profile_target'], mask)
         else:
@@ -488,6 +660,8 @@ class TimingModel(nn.Module):
             draw=not deterministic,
         )
         D = out['D']  # drawn first: the profile is sampled given it
+        if self.ticks:
+            return self._sample_ticks(out, mask, deterministic)
         if deterministic:
             w = self.mean_profile(out, mask)
         else:
@@ -511,3 +685,13 @@ class TimingModel(nn.Module):
         if tick > 0:
             D, w = quantize_to_ticks(D, w, mask, tick)
         return D, w * mask
+
+    def _sample_ticks(self, out, mask, deterministic, draws: int = 16):
+        "(D, w) of the tick head: k per step (mode, or best of `draws` given D), Δt as logged."
+        tick = self.config['clock_tick'] or float(self.tick)
+        k = sample_ticks(
+            out['logits'], mask, out['D'] / tick, draws, deterministic, out['state_logits']
+        )
+        dt = ticks_to_dt(k, mask, tick, float(self.config['clock_resolution']))
+        D = dt.sum(-1)
+        return D.float(), (dt / D[:, None]).float() * mask

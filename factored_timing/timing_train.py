@@ -22,13 +22,20 @@ from factored_timing.base import (
     step_generator,
 )
 from .cache import load_timing_cache, standardize_features
-from .timing_heads import TimingModel, masked_dirichlet_log_prob, lognormal_nll
+from factored_timing.timing_heads import (
+    TimingModel,
+    masked_dirichlet_log_prob,
+    lognormal_nll,
+    tick_targets,
+    clock_resolution,
+    lattice_tick,
+)
 
 # %% auto #0
 __all__ = ['BATCH_KEYS', 'CKPT_NAME', 'TIMING_CKPT_KEYS', 'MODEL_KEYS', 'LAST_EPOCH_KEYS', 'QUANTILES', 'timing_tensors',
            'iterate_batches', 'fit_baseline', 'baseline_nll', 'load_timing_checkpoint', 'model_from_checkpoint',
-           'load_timing_model', 'evaluate_nll', 'train_timing', 'compare_timing', 'Acceptance', 'acceptance',
-           'plot_compare', 'format_compare']
+           'load_timing_model', 'evaluate_nll', 'profile_options', 'train_timing', 'compare_timing', 'Acceptance',
+           'realism_targets', 'acceptance', 'plot_compare', 'format_compare']
 
 # %% ../nbs/03_timing_train.ipynb #c6d96b31
 BATCH_KEYS = (
@@ -67,11 +74,21 @@ def iterate_batches(
     batch_size: int = 256,
     shuffle: bool = False,
     generator: torch.Generator | None = None,
+    by_length: int = 0,  # with `shuffle`: pools of this many batches, each sorted by length
 ):
-    "Yield dict batches of `tensors` (random order when `shuffle`, drawn from `generator`)."
+    """Yield dict batches of `tensors` (random order when `shuffle`, drawn from `generator`); with
+    `by_length`, gestures of similar length share a batch (the step encoder stops at the
+    longest)."""
     n = len(tensors['duration'])
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-    for i in range(0, n, batch_size):
+    starts = torch.arange(0, n, batch_size)
+    if shuffle and by_length:
+        pool = by_length * batch_size
+        L = tensors['mask'].sum(-1).cpu()[order]
+        order = torch.cat([order[i : i + pool][L[i : i + pool].argsort(stable=True)]
+                           for i in range(0, n, pool)])
+        starts = starts[torch.randperm(len(starts), generator=generator)]
+    for i in starts.tolist():
         idx = order[i : i + batch_size].to(tensors['duration'].device)
         yield {k: v[idx] for k, v in tensors.items()}
 
@@ -89,6 +106,9 @@ def _baseline_alpha(mean_profile, mask, s):
 def _baseline_profile_ll(base: dict, data: dict) -> torch.Tensor:
     "Per-gesture log-likelihood of the baseline's profile part (in the family of `base['zeros']`)."
     mask = data['mask'].bool()
+    if base['zeros'] == 'ticks':  # Σ_t log p(k_t), one categorical of tick counts for all steps
+        k = tick_targets(data['dt'], mask, base['tick'], len(base['tick_pmf']) - 1)
+        return (base['tick_pmf'].log()[k] * mask).sum(-1)
     if base['zeros'] == 'floor':
         return masked_dirichlet_log_prob(
             _baseline_alpha(base['mean_profile'], mask, base['s']),
@@ -103,9 +123,10 @@ def _baseline_profile_ll(base: dict, data: dict) -> torch.Tensor:
     ) + bern.sum(-1)
 
 
-def fit_baseline(train: dict, zeros: str = 'floor') -> dict:
+def fit_baseline(train: dict, zeros: str = 'floor', max_ticks: int = 32) -> dict:
     """The trivial baseline of a train split: unconditional log-normal (μ, σ), mean-profile
-    Dirichlet concentration s."""
+    Dirichlet concentration s; `zeros='ticks'`: the marginal distribution of tick counts instead."""
+    tick = float(train['stats']['tick'])
     train = _positives(train)
     logD = train['duration'].double().log()
     mask = train['mask'].bool()
@@ -118,9 +139,12 @@ def fit_baseline(train: dict, zeros: str = 'floor') -> dict:
         mean_profile=target.double().mean(0),
         zero_p=((train['dt'] == 0) & mask).double().sum(0) / mask.double().sum(0).clamp_min(1),
     )
-    n = len(
-        train['duration']
-    )  # the 1-D search for s reads at most 8192 gestures (a fixed, seeded subset)
+    if zeros == 'ticks':  # Laplace-smoothed frequencies of k = 0..K over the train steps
+        k = tick_targets(train['dt'], mask, tick, max_ticks)[mask]
+        pmf = torch.bincount(k, minlength=max_ticks + 1).double() + 1.0
+        return {**base, 'tick': tick, 'tick_pmf': pmf / pmf.sum()}
+    # the 1-D search for s reads at most 8192 gestures (a fixed, seeded subset)
+    n = len(train['duration'])
     sub = (
         torch.randperm(n, generator=torch.Generator().manual_seed(0))[:8192]
         if n > 8192
@@ -291,6 +315,11 @@ MODEL_KEYS = (
     'end_steps',
     'zeros',
     'step_geometry',
+    'step_dim',
+    'max_ticks',
+    'tick_states',
+    'clock_resolution',
+    'clock_tick',
     'condition_on_duration',
     'use_features',
     'use_user',
@@ -326,6 +355,29 @@ def _resume_timing(ckpt_path, model, ema, opts, *, fp, T, device):
     opts[1].load_state_dict(ck['opt_profile'])
     return int(ck['epoch']), list(ck['history']), float(ck.get('seconds', 0.0))
 
+# %% ../nbs/03_timing_train.ipynb #01e5a794
+def profile_options(model_cfg: dict, train: dict, cache_dir='the cache') -> dict:
+    """`model_cfg` with the profile head resolved on a train split: `auto` → `ticks` where the cache
+    found a tick, else `direct`; for `ticks`, K, the log's resolution and the lattice's period."""
+    cfg = dict(model_cfg)
+    tick = float(train['stats']['tick'])
+    if cfg.get('profile_param', 'auto') == 'auto':
+        cfg['profile_param'] = 'ticks' if tick > 0 else 'direct'
+    if cfg['profile_param'] != 'ticks':
+        return cfg
+    if tick <= 0:
+        raise ValueError(
+            f"profile_param='ticks' needs a clock tick, but {cache_dir} found none (tick 0, a "
+            "millisecond clock?): use profile_param='auto' or 'direct'"
+        )
+    keep = train['positive'] == 1
+    dt, mask = train['dt'][keep], train['mask'][keep].bool()
+    k_max = int(tick_targets(dt, mask, tick, 10**6).max())
+    cfg.setdefault('max_ticks', max(k_max, 1))
+    cfg.setdefault('clock_resolution', clock_resolution(dt, mask))
+    cfg.setdefault('clock_tick', lattice_tick(dt, mask, tick))
+    return cfg
+
 # %% ../nbs/03_timing_train.ipynb #dff763d7
 def _timing_epoch(
     model,
@@ -349,7 +401,8 @@ def _timing_epoch(
         for g in o.param_groups:
             g['lr'] = _cosine_lr(lr, epoch, epochs)
     tot, n = 0.0, 0
-    for b in iterate_batches(tr, batch_size, shuffle=True, generator=step_generator(seed, epoch)):
+    g = step_generator(seed, epoch)
+    for b in iterate_batches(tr, batch_size, shuffle=True, generator=g, by_length=32):
         nll = model.nll(b)
         loss = nll['duration'].mean() + profile_weight * nll['profile'].mean()
         if not torch.isfinite(loss):
@@ -399,7 +452,9 @@ def _timing_state(model, ema, opts, **info) -> dict:
 
 def _timing_summary(ema, train, val, va, history, **info) -> dict:
     "The JSON-able result of `train_timing`: val NLL of the EMA model against the trivial baseline."
-    base_val = baseline_nll(fit_baseline(train, ema.module.zeros), val)
+    model = ema.module
+    family = 'ticks' if model.ticks else model.zeros
+    base_val = baseline_nll(fit_baseline(train, family, model.config['max_ticks']), val)
     ev = evaluate_nll(ema.module, va)
     last = history[-1] if history else {}
     return dict(
@@ -428,6 +483,8 @@ def train_timing(
     ema_decay: float = 0.995,
     grad_clip: float = 1.0,
     profile_weight: float | None = None,
+    # at most this many optimizer steps: fewer epochs on big caches (the cosine spans the rest)
+    max_steps: int | None = None,
     # stop (with a checkpoint) after the epoch that passes this budget
     max_minutes: float | None = None,
     quiet: bool = False,
@@ -453,13 +510,18 @@ def train_timing(
     tr, va = timing_tensors(train, stats, device), timing_tensors(val, stats, device)
     if profile_weight is None:
         profile_weight = 1.0 / tr['mask'].sum(-1).float().mean().item()
+    if max_steps:  # epochs of ⌈N / batch⌉ steps each
+        per_epoch = math.ceil(len(tr['duration']) / batch_size)
+        epochs = min(int(epochs), max(1, math.ceil(max_steps / per_epoch)))
     write = (lambda s: None) if quiet else tqdm.write
     torch.manual_seed(seed)
+    model_cfg = profile_options(model_cfg, train, cache_dir)
     model = TimingModel.from_stats(stats, **model_cfg).to(device)
     ema = AveragedModel(model, multi_avg_fn=ema_warmup_avg_fn(ema_decay), use_buffers=True)
     opts = _timing_optimizers(model, lr, weight_decay)
     train_cfg = dict(
         epochs=epochs,
+        max_steps=max_steps,
         seed=seed,
         batch_size=batch_size,
         lr=lr,
@@ -572,6 +634,24 @@ def _bootstrap_ci(
     return torch.as_tensor(ci.low), torch.as_tensor(ci.high)
 
 
+def _tick_modes(dt_real, dt_fake, mask, user, tick) -> dict:
+    "Per user: the modal tick count of the real steps; the shares of real and sampled steps at it."
+    out = {}
+    for u in user.unique().tolist():
+        m = mask & (user == u)[:, None]
+        kr, kf = (torch.round(d[m] / tick).long() for d in (dt_real, dt_fake))
+        mode = int(torch.bincount(kr).argmax())
+        share = lambda k: float((k == mode).double().mean())
+        out[int(u)] = dict(k=mode, real=share(kr), sampled=share(kf))
+    return out
+
+
+def _speed_p95(dxdy, dt, mask) -> float:
+    "95th percentile of the step speed |Δp|/Δt (px/s) over the valid steps with Δt > 0."
+    m = mask & (dt > 0)
+    return float(torch.quantile((dxdy.double().norm(dim=-1)[m] / dt[m]), 0.95))
+
+
 def _mid_last(w, mask):
     L = mask.sum(-1)
     i = torch.arange(len(L), device=w.device)
@@ -630,6 +710,10 @@ def compare_timing(
         ks_pvalue=float(ks.pvalue),
         dt_median=_entry(dt_real.median(), dt_fake.median()),
         dt_zero_share=_entry((dt_real == 0).double().mean(), (dt_fake == 0).double().mean()),
+        speed_p95=_entry(
+            _speed_p95(t['dxdy'], t['dt'].double(), mask),
+            _speed_p95(t['dxdy'], D_fake[:, None] * w_fake, mask),
+        ),
         profile_first=_entry(mr[0], mf[0]),
         profile_mid=_entry(mr[mid], mf[mid]),
         profile_last=_entry(mr[-1], mf[-1]),
@@ -647,7 +731,13 @@ def compare_timing(
         <= res[f'profile_{k}']['real_ci95'][1]
         for k in grid
     }
+    tick = float(data['stats']['tick'])
+    if tick > 0:
+        res['tick_modes'] = _tick_modes(
+            t['dt'].double() * mask, D_fake[:, None] * w_fake, mask, t['user'], tick
+        )
     res['targets'] = acceptance(res).to_dict()
+    res['realism'] = realism_targets(res)
     res['_arrays'] = dict(
         D_real=D_real, D_fake=D_fake, dt_real=dt_real, dt_fake=dt_fake, mean_real=mr, mean_fake=mf
     )
@@ -672,6 +762,21 @@ class Acceptance:
 
     def to_dict(self) -> dict:
         return {**asdict(self), 'all': self.ok}
+
+
+def realism_targets(res: dict, tol: float = 0.05, ks_max: float = 0.03) -> dict:
+    """The timing-realism targets (issue 11): Δt median and |vel| p95 within ±5 %, each user's modal
+    tick share within ±3 points, the zero-Δt share within ±2 points, KS on D ≤ 0.03."""
+    out = dict(
+        dt_median=abs(res['dt_median']['rel_err'] or 0) <= tol,
+        speed_p95=abs(res['speed_p95']['rel_err'] or 0) <= tol,
+        zero_share=abs(res['dt_zero_share']['sampled'] - res['dt_zero_share']['real']) <= 0.02,
+        ks_D=res['ks_D'] <= ks_max,
+    )
+    if 'tick_modes' in res:
+        gaps = [abs(v['sampled'] - v['real']) for v in res['tick_modes'].values()]
+        out['tick_modes'] = max(gaps) <= 0.03
+    return {**out, 'all': all(out.values())}
 
 
 def acceptance(res: dict, tol: float = 0.10, ks_max: float = 0.05) -> Acceptance:
@@ -730,6 +835,9 @@ def format_compare(res: dict) -> str:
     "A text table of a `compare_timing` result: real, sampled, relative error, real 95 % CI."
     rows = [(f'D {k}', v) for k, v in res['duration_quantiles'].items()]
     rows += [('Δt median', res['dt_median']), ('Δt zero share', res['dt_zero_share'])]
+    rows += [('|vel| p95 (px/s)', res['speed_p95'])]
+    for u, v in res.get('tick_modes', {}).items():
+        rows.append((f"user {u} at k={v['k']}", _entry(v['real'], v['sampled'])))
     rows += [(k.replace('_', ' '), res[k]) for k in res if k.startswith('profile_')]
     head = f"{'metric':24s} {'real':>12s} {'sampled':>12s} {'rel err':>9s}"
     lines = [head + "   real 95% CI (gestures reaching the step)"]
@@ -742,6 +850,9 @@ def format_compare(res: dict) -> str:
     lines.append(f"{'KS on D':24s} {res['ks_D']:12.4f}   (p = {res['ks_pvalue']:.3g})")
     met = ', '.join(f"{k} {'ok' if v else 'MISSED'}" for k, v in res['targets'].items())
     lines.append('targets: ' + met)
+    real = ', '.join(f"{k} {'ok' if v else 'MISSED'}" for k, v in res['realism'].items())
+    head = 'realism targets (Δt ±5 %, |vel| p95 ±5 %, ticks ±3 pt, zeros ±2 pt, KS ≤ 0.03): '
+    lines.append(head + real)
     inside = ', '.join(f"{k} {'yes' if v else 'NO'}" for k, v in res['within_real_ci95'].items())
     lines.append('sampled profile inside the real 95% CI: ' + inside)
     return '\n'.join(lines)

@@ -32,6 +32,7 @@ def trained(syn, tmp_path_factory):
 def toy_model(T=6, **kw):
     stats = dict(feature_mean=torch.zeros(4), feature_std=torch.ones(4), user_prior=torch.tensor([0.5, 0.5]),
                  n_users=2, T=T, mu_D=math.log(0.5), sigma_D=0.4, tick=0.015625, floor=0.0078125)
+    kw = {'profile_param': 'direct', 'step_geometry': False, **kw}  # the Dirichlet, unless asked
     return TimingModel.from_stats(stats, hidden=16, **kw)
 
 
@@ -77,7 +78,7 @@ def test_duration_head_recovers_known_lognormal():
     torch.manual_seed(0)
     n, mu, sigma = 4096, math.log(0.5), 0.4
     D = torch.exp(mu + sigma * torch.randn(n))
-    model = TimingModel(n_features=4, n_users=1, T=6, hidden=16, mu_D=0., sigma_D=1.)
+    model = TimingModel(n_features=4, n_users=1, T=6, hidden=16, mu_D=0., sigma_D=1., step_geometry=False)
     opt = torch.optim.Adam(model.duration.parameters(), lr=0.05)
     feats, users, mask = torch.randn(n, 4), torch.zeros(n, dtype=torch.long), torch.ones(n, 6, dtype=torch.bool)
     for _ in range(300):
@@ -100,6 +101,24 @@ def test_masking_zero_dt_on_padding_and_shares_sum_to_one(zeros, kw):
     assert (dt[~cond['mask']] == 0).all()
     assert torch.allclose(w.sum(-1), torch.ones(300), atol=1e-5)
     assert (D > 0).all() and (w >= 0).all()
+
+
+@pytest.mark.parametrize('kw', [dict(), dict(deterministic=True)])
+def test_tick_head_samples_on_the_lattice(kw):
+    "The tick head: zero Δt on padding, shares sum to 1, D > 0, every Δt a whole number of ticks."
+    torch.manual_seed(0)
+    model = toy_model(profile_param='ticks', step_geometry=True, max_ticks=8)
+    assert model.ticks and model.zero_head is None
+    mask = MASK.repeat(100, 1)
+    cond = dict(features=torch.randn(300, 4), mask=mask, dxdy=torch.randn(300, 6, 2) * 5 * mask[..., None])
+    D, w = model.sample(cond, **kw)
+    dt = D[:, None].double() * w.double()
+    assert (dt[~mask] == 0).all() and (D > 0).all()
+    assert torch.allclose(w.sum(-1), torch.ones(300), atol=1e-5)
+    k = dt / 0.015625
+    assert torch.allclose(k, k.round(), atol=1e-3) and k.max() <= 8 + 1e-6
+    with pytest.raises(ValueError, match='dxdy'):
+        model.sample(dict(features=cond['features'], mask=mask))
 
 
 def test_sampling_is_a_dirichlet_and_users_come_from_the_prior():
@@ -134,7 +153,7 @@ def test_training_beats_baseline_and_recovers_the_synthetic_profile(syn, trained
     model = load_timing_model(out/CKPT_NAME, fingerprint=val['fingerprint'])
     t = timing_tensors(val, {'feature_mean': model.feature_mean, 'feature_std': model.feature_std})
     with torch.no_grad():
-        mp = model.mean_profile(model(t['features'], t['mask'], t['user']), t['mask'])
+        mp = model.mean_profile(model(t['features'], t['mask'], t['user'], t['dxdy']), t['mask'])
     L = t['mask'].sum(-1); i = torch.arange(len(L))
     flat_first = (1. / L).mean().item()
     data_first, model_first = t['profile'][:, 0].mean().item(), mp[:, 0].mean().item()
@@ -143,7 +162,7 @@ def test_training_beats_baseline_and_recovers_the_synthetic_profile(syn, trained
     assert abs(model_first - data_first) < 0.1 * data_first  # ... and the head recovers it
     assert abs(model_last - data_last) < 0.25 * data_last
     # the duration head's conditional μ tracks the data: per-gesture D correlates with exp(μ)
-    with torch.no_grad(): mu = model(t['features'], t['mask'], t['user'])['mu']
+    with torch.no_grad(): mu = model(t['features'], t['mask'], t['user'], t['dxdy'])['mu']
     assert torch.corrcoef(torch.stack([mu, t['duration'].log()]))[0, 1] > 0.5
 
 
