@@ -497,15 +497,21 @@ def judge_features(st: SpatioTemporal, variant='full', pixel_grid=True) -> np.nd
     raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
 
 
-def _guard_before_c2st(real, fake, variant, allow_timing_mismatch, pixel_grid, what):
-    """Both samples must be `SpatioTemporal`; a full C2ST of a fake tagged `model` passes the
-    timing guard first (ablations `model:<name>` are only checked). The guard's `ok`, or None."""
+def _c2st_of_samples(
+    real, fake, variant, allow_timing_mismatch, pixel_grid, what, inputs, test, **kw
+):
+    """`test(inputs(real), inputs(fake), **kw)` for two `SpatioTemporal` samples; a full C2ST of a
+    fake tagged `model` passes the timing guard first (ablations `model:<name>` are only checked).
+    The result gets the variant, both sources and the guard's `ok` (None when not checked)."""
     _require_st(real, what)
     _require_st(fake, what)
-    if variant != 'full' or fake.kind != 'model':
-        return None
-    allow = allow_timing_mismatch or fake.source != 'model'
-    return check_timing_guard(real, fake, allow=allow, pixel_grid=pixel_grid)['ok']
+    guard = None
+    if variant == 'full' and fake.kind == 'model':
+        allow = allow_timing_mismatch or fake.source != 'model'
+        guard = check_timing_guard(real, fake, allow=allow, pixel_grid=pixel_grid)['ok']
+    res = test(inputs(real, variant, pixel_grid), inputs(fake, variant, pixel_grid), **kw)
+    res.update(variant=variant, real=real.source, fake=fake.source, guard_ok=guard)
+    return res
 
 
 def c2st_samples(
@@ -519,17 +525,18 @@ def c2st_samples(
 ) -> dict:
     """C2ST of two samples on one feature variant; a fake tagged `model` must pass the timing guard
     first (full variant)."""
-    guard = _guard_before_c2st(
-        real, fake, variant, allow_timing_mismatch, pixel_grid, 'c2st_samples'
-    )
-    res = c2st(
-        judge_features(real, variant, pixel_grid),
-        judge_features(fake, variant, pixel_grid),
+    return _c2st_of_samples(
+        real,
+        fake,
+        variant,
+        allow_timing_mismatch,
+        pixel_grid,
+        'c2st_samples',
+        judge_features,
+        c2st,
         seed=seed,
         **kw,
     )
-    res.update(variant=variant, real=real.source, fake=fake.source, guard_ok=guard)
-    return res
 
 # %% ../nbs/06_evaluation.ipynb #8b1f61f7
 GEOMETRY_CHANNELS = ['sx', 'sy', 'step', 'along', 'across', 'pos']
@@ -796,14 +803,18 @@ def neural_c2st(
     allow_timing_mismatch=False,
     pixel_grid=True,
 ) -> dict:
-    """Neural C2ST of two samples on one variant (`judge_sequences`); a fake tagged `model` must
-    pass the timing guard first (full variant), as in `c2st_samples`."""
-    guard = _guard_before_c2st(
-        real, fake, variant, allow_timing_mismatch, pixel_grid, 'neural_c2st'
-    )
-    res = sequence_c2st(
-        judge_sequences(real, variant, pixel_grid),
-        judge_sequences(fake, variant, pixel_grid),
+    """Neural C2ST of two samples on one variant (`judge_sequences`, `sequence_c2st`); a fake tagged
+    `model` must pass the timing guard first (full variant), as in `c2st_samples`. `n_threads`:
+    torch threads during the test (restored afterwards)."""
+    return _c2st_of_samples(
+        real,
+        fake,
+        variant,
+        allow_timing_mismatch,
+        pixel_grid,
+        'neural_c2st',
+        judge_sequences,
+        sequence_c2st,
         seed=seed,
         n_splits=n_splits,
         max_per_class=max_per_class,
@@ -811,8 +822,6 @@ def neural_c2st(
         n_threads=n_threads,
         judge=judge,
     )
-    res.update(variant=variant, real=real.source, fake=fake.source, guard_ok=guard)
-    return res
 
 # %% ../nbs/06_evaluation.ipynb #ba60ebaf
 def targets_of(st: SpatioTemporal):
