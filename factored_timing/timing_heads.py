@@ -399,7 +399,7 @@ class TimingModel(nn.Module):
         step_dim: int = 32,  # width of the step encoder (step geometry, tick head)
         max_ticks: int = 32,  # K of the tick head: k_t ∈ {0, …, K}
         tick_states: int = 4,  # Z gesture-level clock states of the tick head
-        clock_resolution: float = 0.0,  # the log's timestamp unit (s) the tick head rounds to
+        clock_resolution: float = 0.0,  # the log's timestamp unit (s): sampled times are put on it
         clock_tick: float = 0.0,  # the lattice's period (s, `lattice_tick`); 0: the cache's tick
         # profile head reads log D: p(w | D, c) instead of p(w | c)
         condition_on_duration: bool = True,
@@ -684,6 +684,9 @@ class TimingModel(nn.Module):
         tick = float(self.tick) if quantize is True else float(quantize or 0.0)
         if tick > 0:
             D, w = quantize_to_ticks(D, w, mask, tick)
+        res = self.config['clock_resolution']
+        if res > 0:  # event times as the log stamps them (whole ms), float64 so that D·w is exact
+            D, w = quantize_to_ticks(D.double(), w.double(), mask, res)
         return D, w * mask
 
     def _sample_ticks(self, out, mask, deterministic, draws: int = 16):
@@ -694,4 +697,6 @@ class TimingModel(nn.Module):
         )
         dt = ticks_to_dt(k, mask, tick, float(self.config['clock_resolution']))
         D = dt.sum(-1)
-        return D.float(), (dt / D[:, None]).float() * mask
+        # float64: D·w must give back the logged Δt exactly (a float32 product is off in its last
+        # bits, e.g. 0.10900001 for 109 ms, and a detector reading exact values sees that)
+        return D, (dt / D[:, None]) * mask

@@ -358,9 +358,13 @@ def _resume_timing(ckpt_path, model, ema, opts, *, fp, T, device):
 # %% ../nbs/03_timing_train.ipynb #01e5a794
 def profile_options(model_cfg: dict, train: dict, cache_dir='the cache') -> dict:
     """`model_cfg` with the profile head resolved on a train split: `auto` → `ticks` where the cache
-    found a tick, else `direct`; for `ticks`, K, the log's resolution and the lattice's period."""
+    found a tick, else `direct`; the log's timestamp resolution (every head writes Δt on it); for
+    `ticks`, K and the lattice's period."""
     cfg = dict(model_cfg)
     tick = float(train['stats']['tick'])
+    keep = train['positive'] == 1
+    dt, mask = train['dt'][keep], train['mask'][keep].bool()
+    cfg.setdefault('clock_resolution', clock_resolution(dt, mask))
     if cfg.get('profile_param', 'auto') == 'auto':
         cfg['profile_param'] = 'ticks' if tick > 0 else 'direct'
     if cfg['profile_param'] != 'ticks':
@@ -370,11 +374,8 @@ def profile_options(model_cfg: dict, train: dict, cache_dir='the cache') -> dict
             f"profile_param='ticks' needs a clock tick, but {cache_dir} found none (tick 0, a "
             "millisecond clock?): use profile_param='auto' or 'direct'"
         )
-    keep = train['positive'] == 1
-    dt, mask = train['dt'][keep], train['mask'][keep].bool()
     k_max = int(tick_targets(dt, mask, tick, 10**6).max())
     cfg.setdefault('max_ticks', max(k_max, 1))
-    cfg.setdefault('clock_resolution', clock_resolution(dt, mask))
     cfg.setdefault('clock_tick', lattice_tick(dt, mask, tick))
     return cfg
 
@@ -691,8 +692,12 @@ def compare_timing(
         Ds.append(D.cpu())
         ws.append(w.cpu())
     D_fake, w_fake = torch.cat(Ds).double(), torch.cat(ws).double()
+    # sampled times in the cache's float32, as the assembly writes them: ties with the real values
+    # stay ties (a float64 1.014 s would sort just below the cache's float32 1.014 s in the KS)
+    dt_all = (D_fake[:, None] * w_fake).float().double()
+    D_fake = D_fake.float().double()
     D_real, w_real, mask = t['duration'].double(), t['profile'].double(), t['mask']
-    dt_real, dt_fake = t['dt'].double()[mask], (D_fake[:, None] * w_fake)[mask]
+    dt_real, dt_fake = t['dt'].double()[mask], dt_all[mask]
     T = mask.shape[1]
     mid = T // 2
     q = torch.tensor(QUANTILES, dtype=torch.float64) / 100
@@ -712,7 +717,7 @@ def compare_timing(
         dt_zero_share=_entry((dt_real == 0).double().mean(), (dt_fake == 0).double().mean()),
         speed_p95=_entry(
             _speed_p95(t['dxdy'], t['dt'].double(), mask),
-            _speed_p95(t['dxdy'], D_fake[:, None] * w_fake, mask),
+            _speed_p95(t['dxdy'], dt_all, mask),
         ),
         profile_first=_entry(mr[0], mf[0]),
         profile_mid=_entry(mr[mid], mf[mid]),
@@ -734,7 +739,7 @@ def compare_timing(
     tick = float(data['stats']['tick'])
     if tick > 0:
         res['tick_modes'] = _tick_modes(
-            t['dt'].double() * mask, D_fake[:, None] * w_fake, mask, t['user'], tick
+            t['dt'].double() * mask, dt_all, mask, t['user'], tick
         )
     res['targets'] = acceptance(res).to_dict()
     res['realism'] = realism_targets(res)
