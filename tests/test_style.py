@@ -38,3 +38,26 @@ def test_lines_fit(name):
         if i not in skip and len(l) > WIDTH
     ]
     assert not long, f'{len(long)} line(s) over {WIDTH} characters:\n' + '\n'.join(long)
+
+
+NBS = Path(__file__).resolve().parents[1] / 'nbs'
+NOTEBOOKS = sorted(p.name for p in NBS.glob('*.ipynb'))
+
+
+@pytest.mark.parametrize('name', NOTEBOOKS)
+def test_slow_cells_hold_no_import(name):
+    """nbdev's doc processor (`nbdev_proc_nbs`, run by tools/render_docs.py) executes every cell that
+    holds an import, whatever its flags: a `#| slow` cell with an import runs there without the cells
+    before it (and, with FT_BALABIT_DIR set, on the real data). Imports belong in their own cells."""
+    import json
+    import re
+
+    cells = json.loads((NBS / name).read_text(encoding='utf-8'))['cells']
+    bad = [
+        i
+        for i, c in enumerate(cells)
+        if c['cell_type'] == 'code'
+        and re.search(r'^#\|\s*slow', ''.join(c['source']), re.M)
+        and re.search(r'^(import|from)\s', ''.join(c['source']), re.M)
+    ]
+    assert not bad, f'nbs/{name}: #| slow cell(s) {bad} hold an import; move it to an import cell'
