@@ -92,7 +92,7 @@ def load_weights_only(path, what='checkpoint', error=CheckpointError, map_locati
 
 # %% ../nbs/00_base.ipynb #de7b5b2b
 CKPT_FORMAT = 'factored_timing.checkpoint/2'
-CKPT_KINDS = ('timing', 'diffusion')
+CKPT_KINDS = ('timing', 'diffusion', 'pretrained')
 
 
 def save_checkpoint(path, state: dict, *, kind: str) -> Path:

@@ -9,22 +9,23 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 
 import numpy as np
-import torch, torch.nn as nn
+import torch, torch.nn as nn, torch.nn.functional as F
 import torch.distributed as dist
 from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
-from diffusers import DDPMScheduler, DDIMScheduler
+from diffusers import DDPMScheduler, DDIMScheduler, DPMSolverMultistepScheduler
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['OBJECTIVES', 'DIFFUSION_CKPT_KEYS', 'SinusoidalPosEmb', 'Block', 'ResnetBlock', 'UNet1D', 'target_features',
-           'target_drift', 'make_scheduler', 'default_spacing', 'make_ddim', 'masked_mse', 'diffusion_loss',
-           'ddim_sample', 'net_displacement', 'endpoint_error', 'correct_endpoint', 'empirical_conditions',
-           'GeometrySpec', 'geometry_dataset', 'clip_range', 'GeometrySample', 'GeometryDiffusion',
-           'load_diffusion_checkpoint', 'load_diffusion', 'DistInfo', 'setup_distributed', 'barrier', 'broadcast',
-           'step_randomness', 'MetricsLog', 'TrainConfig', 'TrainResult', 'validation_loss', 'train_diffusion',
-           'masked_std', 'evaluate_geometry']
+__all__ = ['OBJECTIVES', 'SOLVERS', 'REPRESENTATIONS', 'DIFFUSION_CKPT_KEYS', 'SinusoidalPosEmb', 'Block', 'ResnetBlock',
+           'UNet1D', 'target_features', 'target_drift', 'make_scheduler', 'default_spacing', 'make_sampler',
+           'masked_mse', 'diffusion_loss', 'x0_from_output', 'output_for_x0', 'ddim_sample', 'net_displacement',
+           'endpoint_error', 'correct_endpoint', 'chord_offsets', 'chord_deltas', 'to_representation',
+           'from_representation', 'empirical_conditions', 'GeometrySpec', 'geometry_dataset', 'clip_range',
+           'GeometrySample', 'GeometryDiffusion', 'load_diffusion_checkpoint', 'load_diffusion', 'DistInfo',
+           'setup_distributed', 'barrier', 'broadcast', 'step_randomness', 'MetricsLog', 'TrainConfig', 'TrainResult',
+           'validation_loss', 'train_diffusion', 'masked_std', 'evaluate_geometry']
 
 # %% ../nbs/04_diffusion.ipynb #7ffaf866
 from fastcore.basics import patch
@@ -244,15 +245,29 @@ def default_spacing(objective: str) -> str:
     return 'trailing' if OBJECTIVES.get(objective, objective) == 'v_prediction' else 'leading'
 
 
-def make_ddim(
+SOLVERS = ('ddim', 'dpm++')
+
+
+def make_sampler(
     scheduler: DDPMScheduler,
     *,
+    solver: str = 'ddim',
     timestep_spacing: str | None = None,
     clip_sample_range: float | None = None,
-) -> DDIMScheduler:
-    """DDIM sampler sharing the training schedule and prediction type of `scheduler`; x̂₀ clipped to
-    ±`clip_sample_range` if given."""
+):
+    """The sampler sharing the training schedule and prediction type of `scheduler`: DDIM (x̂₀
+    clipped to ±`clip_sample_range` if given) or DPM-Solver++ (2nd-order multistep, no clipping)."""
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
     spacing = timestep_spacing or default_spacing(scheduler.config.prediction_type)
+    if solver == 'dpm++':
+        return DPMSolverMultistepScheduler.from_config(
+            scheduler.config,
+            algorithm_type='dpmsolver++',
+            solver_order=2,
+            timestep_spacing=spacing,
+            lambda_min_clipped=-5.1,  # diffusers' advice for the cosine schedule: λ(t→T) → −∞
+        )
     return DDIMScheduler.from_config(
         scheduler.config,
         timestep_spacing=spacing,
@@ -283,6 +298,20 @@ def diffusion_loss(model, x0, *, mask, t, noise, scheduler, cond=None, user=None
         target = scheduler.get_velocity(x0, noise, t)  # v = √ᾱ_t ε − √(1−ᾱ_t) x₀
     return masked_mse(pred, target, mask)
 
+# %% ../nbs/04_diffusion.ipynb #4cad60a9
+def x0_from_output(out, x, a, scheduler):
+    "x̂₀ of model output `out` at x_t = `x`, ᾱ_t = `a`: (x − √(1−ᾱ) ε̂)/√ᾱ, or √ᾱ x − √(1−ᾱ) v̂."
+    if scheduler.config.prediction_type == 'epsilon':
+        return (x - (1 - a).sqrt() * out) / a.sqrt()
+    return a.sqrt() * x - (1 - a).sqrt() * out
+
+
+def output_for_x0(x0, x, a, scheduler):
+    "The model output (ε̂ or v̂) that predicts `x0` at x_t = `x`: the inverse of `x0_from_output`."
+    if scheduler.config.prediction_type == 'epsilon':
+        return (x - a.sqrt() * x0) / (1 - a).sqrt()
+    return (a.sqrt() * x - x0) / (1 - a).sqrt()
+
 # %% ../nbs/04_diffusion.ipynb #3ed0993b
 @torch.inference_mode()
 def ddim_sample(
@@ -299,20 +328,30 @@ def ddim_sample(
     timestep_spacing: str | None = None,
     clip_sample_range: float | None = None,
     progress: bool = False,
+    solver: str = 'ddim',
+    project=None,
 ):
-    """DDIM sampling of normalised deltas [B,T,out_channels] (zero on padding) for a boolean `mask`
-    [B,T]."""
-    ddim = make_ddim(
-        scheduler, timestep_spacing=timestep_spacing, clip_sample_range=clip_sample_range
+    """Sampling with `solver` (`make_sampler`: DDIM or DPM-Solver++) in the model's space [B,T,C]
+    (zero on padding) for a boolean `mask` [B,T]; `eta` is DDIM's. `project` (x̂₀ → x̂₀), if given,
+    is applied to every step's x̂₀ and the model output replaced by the one that predicts it."""
+    ddim = make_sampler(
+        scheduler,
+        solver=solver,
+        timestep_spacing=timestep_spacing,
+        clip_sample_range=clip_sample_range,
     )
     ddim.set_timesteps(steps)
+    kw = {'eta': eta} if solver == 'ddim' else {}
     B, T = mask.shape
     dev = next(model.parameters()).device
     m = mask[..., None].to(dev, torch.float32)
     x = torch.randn(B, T, model.out_channels, generator=generator, device=dev) * m
-    for t in tqdm(ddim.timesteps, desc='ddim', leave=False, disable=not progress):
+    for t in tqdm(ddim.timesteps, desc=solver, leave=False, disable=not progress):
         out = model(x, t.expand(B).to(dev), mask=mask.to(dev), cond=cond, user=user, drift=drift)
-        x = ddim.step(out, t, x, eta=eta, generator=generator).prev_sample * m
+        if project is not None:
+            a = scheduler.alphas_cumprod.to(dev)[t]
+            out = output_for_x0(project(x0_from_output(out, x, a, scheduler)), x, a, scheduler) * m
+        x = ddim.step(out, t, x, generator=generator, **kw).prev_sample * m
     return x
 
 # %% ../nbs/04_diffusion.ipynb #324b0b21
@@ -338,6 +377,51 @@ def correct_endpoint(x, mask, net, stats):
         total > 1e-9, step / total.clamp(min=1e-12), m / m.sum(1, keepdim=True).clamp(min=1)
     )
     return normalize(d + w * r, mask, stats).to(x.dtype)
+
+# %% ../nbs/04_diffusion.ipynb #689de478
+REPRESENTATIONS = ('deltas', 'asinh', 'chord')
+
+
+def _chord(like, net, lengths):
+    "(k/L)·net for k = 1 … T: the straight line to the target [B,T,2], in `like`'s dtype."
+    k = torch.arange(1, like.shape[1] + 1, device=like.device, dtype=like.dtype)
+    frac = k[None, :, None] / lengths.to(like.device, like.dtype).clamp(min=1)[:, None, None]
+    return frac * net.to(like)[:, None, :]
+
+
+def chord_offsets(d, mask, net, lengths):
+    """Positions Pₖ = Δ₁+…+Δₖ minus the chord (k/L)·`net` [B,T,2] px from pixel deltas `d`; zero
+    on padding, and 0 at k = L when Σ Δ = `net`."""
+    m = mask[..., None].to(d.dtype)
+    return (d.cumsum(1) - _chord(d, net, lengths)) * m
+
+
+def chord_deltas(r, mask, net, lengths):
+    "Pixel deltas [B,T,2] of chord offsets `r` (the inverse of `chord_offsets`), zero on padding."
+    m = mask[..., None].to(r.dtype)
+    P = (r + _chord(r, net, lengths)) * m
+    return (P - F.pad(P, (0, 0, 1, 0))[:, :-1]) * m
+
+# %% ../nbs/04_diffusion.ipynb #f06fb31b
+def to_representation(d, mask, net, lengths, kind: str, scale: float = 1.0):
+    """Pixel deltas [B,T,2] → `kind` (before standardisation): 'deltas' themselves, 'asinh'
+    asinh(Δ/scale) per axis, 'chord' offsets; zero on padding."""
+    m = mask[..., None].to(d.dtype)
+    if kind == 'asinh':
+        return torch.asinh(d / scale) * m
+    if kind == 'chord':
+        return chord_offsets(d, mask, net, lengths)
+    return d * m
+
+
+def from_representation(y, mask, net, lengths, kind: str, scale: float = 1.0):
+    "The pixel deltas [B,T,2] of representation `y` (the inverse of `to_representation`)."
+    m = mask[..., None].to(y.dtype)
+    if kind == 'asinh':
+        return torch.sinh(y) * scale * m
+    if kind == 'chord':
+        return chord_deltas(y, mask, net, lengths)
+    return y * m
 
 # %% ../nbs/04_diffusion.ipynb #88d76b38
 def _positive_rows(ds):
@@ -377,6 +461,10 @@ class GeometrySpec:
     cache_dir: str = ''  # absolute: a run finds its cache from any directory
     in_channels: int = 2  # (Δx, Δy): Δt never enters the model
     out_channels: int = 2
+    representation: str = 'deltas'  # what the U-Net denoises: 'deltas', 'asinh' or 'chord'
+    rep_scale: float = 1.0  # px: the asinh's linear range (asinh(Δ/s))
+    rep_mean: list | None = None  # per-axis mean/std of the representation (train positives);
+    rep_std: list | None = None  # None for 'deltas' (normalised with geom_mean/geom_std)
 
     @property
     def stats(self) -> dict:
@@ -416,11 +504,26 @@ def from_dataset(
     beta_schedule: str = 'squaredcos_cap_v2',
     timestep_spacing: str | None = None,
     clip_margin: float | None = None,
+    representation: str = 'asinh',
+    rep_scale: float = 1.0,
 ) -> GeometrySpec:
     "The spec of a model trained on `GestureDataset` `ds` (its cache, T, users, statistics)."
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {list(OBJECTIVES)}, got {objective!r}")
-    net_scale = float(ds.net[_positive_rows(ds)].norm(dim=1).median().clamp(min=1.0))
+    if representation not in REPRESENTATIONS:
+        raise ValueError(f"representation must be one of {REPRESENTATIONS}, got {representation!r}")
+    rows = _positive_rows(ds)
+    net_scale = float(ds.net[rows].norm(dim=1).median().clamp(min=1.0))
+    rep_mean, rep_std, clip = None, None, clip_range(ds, clip_margin)
+    if representation != 'deltas':
+        m = ds.mask[rows]
+        y = to_representation(
+            ds.dxdy[rows], m, ds.net[rows], ds.lengths[rows], representation, rep_scale
+        )
+        rep_mean = [float(v) for v in y[m].mean(0)]
+        rep_std = [float(v) for v in y[m].std(0).clamp(min=1e-3)]
+        big = ((y - torch.tensor(rep_mean)) / torch.tensor(rep_std))[m].abs().max()
+        clip = float(clip_margin) * float(big) if clip_margin else None
     return cls(
         fingerprint=str(load_manifest(ds.cache_dir)['fingerprint']),
         T=int(ds.T),
@@ -432,8 +535,12 @@ def from_dataset(
         num_train_timesteps=int(num_train_timesteps),
         beta_schedule=str(beta_schedule),
         timestep_spacing=timestep_spacing or default_spacing(str(objective)),
-        clip_sample_range=clip_range(ds, clip_margin),
+        clip_sample_range=clip,
         cache_dir=str(Path(ds.cache_dir).resolve()),
+        representation=representation,
+        rep_scale=float(rep_scale),
+        rep_mean=rep_mean,
+        rep_std=rep_std,
     )
 
 # %% ../nbs/04_diffusion.ipynb #13a4c0cd
@@ -469,14 +576,34 @@ class GeometryDiffusion(nn.Module):
         cond = target_features(net, lengths, T=self.spec.T, net_scale=self.spec.net_scale)
         return cond, target_drift(net, lengths, self.spec.stats)
 
+    def to_model(self, x, mask, net, lengths):
+        "Normalised deltas [B,T,2] → what the U-Net denoises (`spec.representation`)."
+        sp = self.spec
+        if sp.representation == 'deltas':
+            return x
+        mu, s = (torch.as_tensor(v).to(x) for v in (sp.rep_mean, sp.rep_std))
+        d = denormalize(x, mask, sp.stats)
+        y = to_representation(d, mask, net.to(x.device), lengths, sp.representation, sp.rep_scale)
+        return (y - mu) / s * mask[..., None].to(x.dtype)
+
+    def from_model(self, y, mask, net, lengths):
+        "What the U-Net denoised → normalised deltas [B,T,2] (the inverse of `to_model`)."
+        sp = self.spec
+        if sp.representation == 'deltas':
+            return y
+        mu, s = (torch.as_tensor(v).to(y) for v in (sp.rep_mean, sp.rep_std))
+        r, net = y * s + mu, net.to(y.device)
+        d = from_representation(r, mask, net, lengths, sp.representation, sp.rep_scale)
+        return normalize(d, mask, sp.stats)
+
     def loss(self, x0, *, mask, net, lengths, t, noise, user=None, unet=None):
-        """Masked denoising loss of normalised `x0`; `unet` overrides `self.unet` (e.g. its DDP
-        wrapper)."""
+        """Masked denoising loss of normalised deltas `x0`, in the model's representation; `unet`
+        overrides `self.unet` (e.g. its DDP wrapper)."""
         cond, drift = self.conditions(net, lengths)
         dev = x0.device
         return diffusion_loss(
             unet or self.unet,
-            x0,
+            self.to_model(x0, mask, net, lengths),
             mask=mask,
             t=t,
             noise=noise,
@@ -500,14 +627,18 @@ def sample(
     batch_size: int = 1000,
     correct: bool = True,
     progress: bool = False,
+    solver: str = 'ddim',
+    project: bool = False,
 ) -> GeometrySample:
-    "DDIM samples for the targets; endpoint corrected (Σ Δ = net exactly) if `correct`."
+    """Samples for the targets (`solver`: 'ddim' or 'dpm++', `steps` of it); endpoint corrected
+    (Σ Δ = net exactly) if `correct`; with `project` every step's x̂₀ is put on the endpoint
+    (`correct_endpoint`) and the sampler goes on from there, so the model smooths the correction."""
     T, stats = self.spec.T, self.spec.stats
     lengths, net = torch.as_tensor(lengths).long(), torch.as_tensor(net).float()
     if (lengths < 1).any() or (lengths > T).any():
         raise ValueError(f"lengths must lie in 1..{T}")
     if int(steps) < 1:
-        raise ValueError(f"steps must be ≥ 1 (DDIM denoising steps), got {steps}")
+        raise ValueError(f"steps must be ≥ 1 (denoising steps), got {steps}")
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
     user = None if user is None else torch.as_tensor(user).long()
@@ -519,6 +650,12 @@ def sample(
         mask = lengths_to_mask(lengths[sl], T)
         cond, drift = self.conditions(net[sl], lengths[sl])
         u = None if user is None else user[sl].to(dev)
+        m_, n_, l_ = mask.to(dev), net[sl].to(dev), lengths[sl].to(dev)
+
+        def on_target(y):
+            x_ = correct_endpoint(self.from_model(y, m_, n_, l_), m_, n_, stats)
+            return self.to_model(x_, m_, n_, l_)
+
         x = ddim_sample(
             self.unet,
             mask=mask.to(dev),
@@ -531,8 +668,10 @@ def sample(
             generator=g,
             timestep_spacing=self.spec.timestep_spacing,
             clip_sample_range=self.spec.clip_sample_range,
+            solver=solver,
+            project=on_target if project else None,
         )
-        xs.append(x.cpu())
+        xs.append(self.from_model(x, mask.to(dev), net[sl], lengths[sl]).cpu())
         bar.update(len(mask))
     bar.close()
     x, mask = torch.cat(xs), lengths_to_mask(lengths, T)

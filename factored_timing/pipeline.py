@@ -51,6 +51,7 @@ from factored_timing.diffusion import (
     TrainResult,
     train_diffusion,
     load_diffusion,
+    load_diffusion_checkpoint,
     evaluate_geometry,
     empirical_conditions,
     geometry_dataset,
@@ -81,6 +82,14 @@ from factored_timing.evaluation import (
     timing_diagnostics,
     TimingGuardError,
 )
+from .peers import peer_baselines, PIP_HINT
+from factored_timing.pretrained import (
+    attach_timing_model,
+    save_pretrained,
+    load_pretrained,
+    check_statistics,
+    shipped_models,
+)
 from .timing_evaluation import timing_sets, evaluate_timing, export_sets
 
 # %% auto #0
@@ -89,8 +98,8 @@ __all__ = ['CONF_MODULE', 'RUN_KEYS', 'DATASETS', 'NULLABLE', 'CHOICES', 'BOUNDS
            'run_paths', 'load_run', 'evaluate_run', 'check_run_dir', 'run_pipeline', 'plot_paths', 'write_report',
            'ConfigError', 'validate_config', 'job_config', 'ft_run', 'ft_train_diffusion', 'tool', 'check_flag',
            'ft_build_cache', 'train_timing_heads', 'ft_train_timing', 'ft_compare_timing', 'ft_eval_timing',
-           'ft_export_real', 'sample_run', 'ft_sample', 'ft_eval', 'ft_x0_diagnostics', 'timing_summary', 'run_short',
-           'ft_run_short']
+           'ft_export_real', 'sample_run', 'ft_sample', 'ft_eval', 'ft_x0_diagnostics', 'model_card',
+           'export_pretrained', 'card_markdown', 'ft_export_pretrained', 'timing_summary', 'run_short', 'ft_run_short']
 
 # %% ../nbs/06a_pipeline.ipynb #4efc529e
 CONF_MODULE = 'factored_timing.conf'
@@ -218,6 +227,8 @@ def geometry_spec(cfg, train_ds) -> GeometrySpec:
         beta_schedule=str(d.beta_schedule),
         timestep_spacing=d.timestep_spacing,
         clip_margin=d.clip_margin,
+        representation=str(d.representation),
+        rep_scale=float(d.rep_scale),
     )
 
 # %% ../nbs/06a_pipeline.ipynb #ffa42b97
@@ -286,9 +297,9 @@ def attach_timing(
     tm = load_timing_model(timing_ckpt, fingerprint=fingerprint, T=g.mask.shape[1])
     # a cache of another fingerprint is refused
     stats = load_timing_cache(cache_dir, 'train', fingerprint=fingerprint)['stats']
-    kw = {'quantize': bool(quantize) and float(stats['tick']) > 0}
-    tc = TimingConfig(stats=stats, seed=seed, deterministic=deterministic, sample_kw=kw)
-    return compose_spatiotemporal_sequence(g.x, {'mask': g.mask, 'user': g.user}, tm, tc)
+    return attach_timing_model(
+        g, tm, stats, seed=seed, quantize=quantize, deterministic=deterministic
+    )
 
 
 def generate(
@@ -304,13 +315,16 @@ def generate(
     quantize=True,
     deterministic=False,
     progress=False,
+    solver='ddim',
 ):
-    """Generated gestures for targets (`net` px, `lengths`, `user`): DDIM geometry, then Δt
-    (`attach_timing`)."""
+    """Generated gestures for targets (`net` px, `lengths`, `user`): geometry (`solver`, `steps`),
+    then Δt (`attach_timing`)."""
     diffusion = load_diffusion(
         diffusion_ckpt, device='cuda' if torch.cuda.is_available() else 'cpu'
     )
-    g = diffusion.sample(lengths, net, user, steps=steps, seed=seed, progress=progress)
+    g = diffusion.sample(
+        lengths, net, user, steps=steps, seed=seed, progress=progress, solver=solver
+    )
     st = attach_timing(
         g,
         timing_ckpt,
@@ -398,6 +412,7 @@ def evaluate_run(cfg, cache_dir, log=print) -> tuple[dict, pd.DataFrame]:
         steps=int(cfg.evaluate.sample_steps),
         quantize=str(cfg.timing.quantize) == 'auto',
         progress=bool(cfg.run.progress),
+        solver=str(need(cfg, 'diffusion.solver')),
     )
     save_npz(st, p['generated'])
     save_npz(real, p['real_test'])
@@ -408,9 +423,15 @@ def evaluate_run(cfg, cache_dir, log=print) -> tuple[dict, pd.DataFrame]:
     )
     t0 = time.time()
     ctrl = from_timing_cache(val, _subset(len(val['lengths']), len(rows), seed + 1))
+    peers = {}
+    if need(cfg, 'evaluate.peers'):  # the libraries people install instead (the `peers` extra)
+        fit = from_timing_cache(train, _subset(len(train['lengths']), 2000, seed))
+        peers = peer_baselines(real, seed=seed, fit=fit)
+        log(f"peers: {sorted(peers) or 'none installed'} ({PIP_HINT} adds them)")
     gens = {
         'control: real val vs test': ctrl,
         **classical_baselines(real, seed=seed),
+        **peers,
         **timing_ablations(g.x, {'mask': g.mask, 'user': g.user}, train['stats'], train, seed=seed),
         'factored model (ours)': st,
     }
@@ -469,7 +490,15 @@ def evaluate_run(cfg, cache_dir, log=print) -> tuple[dict, pd.DataFrame]:
         'c2st': {
             n: {
                 k: float(df.loc[n, k])
-                for k in ('full_acc', 'full_auc', 'geometry_acc', 'geometry_auc')
+                for k in (
+                    'full_acc',
+                    'full_nn_acc',
+                    'full_auc',
+                    'geometry_acc',
+                    'geometry_nn_acc',
+                    'geometry_auc',
+                )
+                if k in df
             }
             for n in df.index
         },
@@ -502,11 +531,12 @@ def check_run_dir(cfg):
         )
 
 
-def run_pipeline(cfg) -> dict:
+def run_pipeline(cfg, command: str = 'ft_run') -> dict:
     """The main job: cache → timing heads → geometry diffusion → assembly → side-by-side C2ST;
-    returns the metrics. The config is validated, and the run folder checked, before anything is
-    written."""
+    returns the metrics (with `command`, the line that ran it, and the wall time of each stage).
+    The config is validated, and the run folder checked, before anything is written."""
     t_start = time.time()
+    stages = {}
     validate_config(cfg, 'ft_run')
     check_run_dir(cfg)
     run_dir = Path(cfg.out)
@@ -530,6 +560,7 @@ def run_pipeline(cfg) -> dict:
     with open_dict(cfg):
         cfg.data.cache_dir = str(cdir)
     run_paths(run_dir)['config'].write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    stages['cache'] = round(time.time() - t_start, 1)
     summ = cache_summary(cdir)
     log(f"cache {cdir}: {json.dumps(summ['counts'])}, μ_D={summ['mu_D']}, σ_D={summ['sigma_D']}")
     # 2. timing heads (resumed / reused from run_dir/timing)
@@ -555,16 +586,21 @@ def run_pipeline(cfg) -> dict:
         quantize=float(summ['tick']) > 0,
     )
     plot_compare(cmp, run_dir / 'timing_compare.png')
+    stages['timing'] = round(time.time() - t0, 1)
     # 3. geometry diffusion (resumed / reused from run_dir/diffusion)
     t0 = time.time()
     geo = asdict(train_geometry(cfg))
+    stages['geometry'] = round(time.time() - t0, 1)
     log(
         f"geometry diffusion: {geo['step']} steps, final val loss {geo['final_val_loss']} "
         f"in {time.time() - t0:.0f}s"
     )
     # 4.-5. generation through the assembly helper, side-by-side C2ST
+    t0 = time.time()
     ev, df = evaluate_run(cfg, cdir, log)
+    stages['evaluation'] = round(time.time() - t0, 1)
     metrics = {
+        'command': command,
         'dataset': cfg.dataset,
         'seed': seed,
         'run_dir': str(run_dir),
@@ -586,6 +622,7 @@ def run_pipeline(cfg) -> dict:
         },
         **{k: v for k, v in ev.items() if k != 'statistics'},
         'seconds': round(time.time() - t_start, 1),
+        'stage_seconds': stages,
     }
     run_paths(run_dir)['metrics'].write_text(json.dumps(metrics, indent=1, default=float))
     write_report(run_dir, metrics, df, ev['statistics'])
@@ -639,6 +676,9 @@ def write_report(run_dir, metrics, df, stats) -> Path:
         '',
         f"Endpoint error (median): {e['median']:.2f} px after correction, "
         f"{e['median_raw']:.2f} px before.",
+        '',
+        f"Command: `{metrics.get('command', 'ft_run')}`; wall time {metrics['seconds']} s "
+        f"(per stage, s: {json.dumps(metrics.get('stage_seconds', {}))}).",
         '',
         '## C2ST: accuracy of a classifier telling generated from held-out real gestures '
         '(0.5 = indistinguishable)',
@@ -709,6 +749,8 @@ CHOICES = {
     'data.dataset': DATASETS,
     'data.synthetic_clock': ('tick', 'ms'),
     'training.objective': ('v', 'epsilon'),
+    'diffusion.representation': ('asinh', 'deltas', 'chord'),
+    'diffusion.solver': ('ddim', 'dpm++'),
     'timing.profile_param': ('auto', 'ticks', 'direct', 'template', 'cumulative'),
     'diffusion.timestep_spacing': (None, 'leading', 'trailing', 'linspace'),
 }
@@ -755,6 +797,7 @@ BOUNDS = {
             'data.max_coord',
             'training.lr',
             'diffusion.clip_margin',
+            'diffusion.rep_scale',
             'timing.loss_weights.duration',
         )
     },
@@ -866,7 +909,8 @@ def ft_run(argv=None):
             "(the directory of raw session logs)"
         )
     try:
-        run_pipeline(cfg)
+        args = sys.argv[1:] if argv is None else list(argv)
+        run_pipeline(cfg, command=' '.join(['ft_run', *args]))
     except (
         DataFormatError,
         StaleCacheError,
@@ -1108,9 +1152,25 @@ def ft_export_real(
         raise SystemExit(f"ft_export_real: error: {e}")
 
 # %% ../nbs/06a_pipeline.ipynb #4c492c97
-def sample_run(run_dir, n, out, seed=0, csv=None, steps=None):
-    """N gestures from a finished run, with targets drawn from the train split (seeded); saved as
-    `out` (.npz); `steps` None: the run's `evaluate.sample_steps`."""
+def sample_run(run_dir, n, out, seed=0, csv=None, steps=None, pretrained=None):
+    """N gestures from a finished run (targets drawn from its train split) or from the `pretrained`
+    bundle (its stored targets), seeded; saved as `out` (.npz); `steps` None: the run's
+    `evaluate.sample_steps` (the bundle's card)."""
+    if (run_dir is None) == (pretrained is None):
+        raise ValueError("give either a run directory or a pretrained model, not both or neither")
+    if pretrained is None:
+        st = _run_sample(run_dir, n, seed, steps)
+    else:
+        check_flag('ft_sample', 'n', n, 1)
+        st = load_pretrained(pretrained).sample(int(n), seed=seed, steps=steps)
+    save_npz(st, out)
+    if csv:
+        to_balabit_csv(st, csv)
+    return st
+
+
+def _run_sample(run_dir, n, seed, steps):
+    "n gestures of a finished run for seeded train-split targets."
     if int(n) < 1:
         raise ValueError(f"n must be ≥ 1, got {n}")
     if steps is not None and int(steps) < 1:
@@ -1118,7 +1178,7 @@ def sample_run(run_dir, n, out, seed=0, csv=None, steps=None):
     cfg, cdir = load_run(run_dir)
     p = run_paths(run_dir)
     c = empirical_conditions(geometry_dataset(cdir, 'train'), int(n), seed=seed)
-    st, _ = generate(
+    return generate(
         p['diffusion'],
         p['timing'],
         cdir,
@@ -1128,29 +1188,30 @@ def sample_run(run_dir, n, out, seed=0, csv=None, steps=None):
         seed=seed,
         steps=int(cfg.evaluate.sample_steps if steps is None else steps),
         quantize=str(cfg.timing.quantize) == 'auto',
-    )
-    save_npz(st, out)
-    if csv:
-        to_balabit_csv(st, csv)
-    return st
+        # runs from before the `diffusion.solver` key sampled with DDIM
+        solver=str(OmegaConf.select(cfg, 'diffusion.solver', default='ddim')),
+    )[0]
 
 # %% ../nbs/06a_pipeline.ipynb #55796fb5
 @tool
 def ft_sample(
-    run: Param("a finished ft_run directory", str, required=True) = None,
+    run: Param("a finished ft_run directory", str) = None,
     out: Param("output .npz (exchange format)", str, required=True) = None,
     n: Param("number of gestures", int) = 1000,
     seed: Param("seed of the targets and the sampler", int) = 0,
     csv: Param("also write a Balabit-layout raw-log CSV here", str) = None,
-    steps: Param("DDIM steps (default: the run's evaluate.sample_steps)", int) = None,
+    steps: Param("denoising steps (default: the run's evaluate.sample_steps)", int) = None,
+    pretrained: Param("a shipped model (balabit) or a bundle .pt, instead of --run", str) = None,
 ):
-    """Sample gestures from a finished run. Example: `ft_sample --run runs/synthetic-seed0 --n 100
-    --out g.npz`."""
+    """Sample gestures from a finished run or a pretrained model. Example: `ft_sample --pretrained
+    balabit --n 1000 --out g.npz` or `ft_sample --run runs/synthetic-seed0 --n 100 --out g.npz`."""
     check_flag('ft_sample', 'n', n, 1)
     check_flag('ft_sample', 'steps', steps, 1)
+    if (run is None) == (pretrained is None):
+        raise SystemExit("ft_sample: error: give --run DIR or --pretrained NAME (one of them)")
     try:
-        st = sample_run(run, n, out, seed, csv, steps)
-    except (FileNotFoundError, RuntimeError, ValueError) as e:
+        st = sample_run(run, n, out, seed, csv, steps, pretrained=pretrained)
+    except (FileNotFoundError, RuntimeError, ValueError, CheckpointError) as e:
         raise SystemExit(f"ft_sample: error: {e}")
     print(
         json.dumps(
@@ -1193,6 +1254,104 @@ def ft_x0_diagnostics(
         )
     df = timing_diagnostics(load_npz(p['real_test']), {'generated': load_npz(p['generated'])})
     print(df.to_json() if json else df.round(4).to_string())
+
+# %% ../nbs/06a_pipeline.ipynb #9d72e58f
+def model_card(run_dir) -> dict:
+    "What a bundle's card says of the run it comes from: command, config, times, C2ST, sampler."
+    cfg, cdir = load_run(run_dir)
+    p = run_paths(run_dir)
+    m = json.loads(p['metrics'].read_text())
+    return {
+        'command': m.get('command', 'ft_run (command not recorded)'),
+        'dataset': str(cfg.dataset),
+        'fingerprint': load_manifest(cdir)['fingerprint'],
+        'config': plain(cfg),
+        'cache': m['cache']['counts'],
+        'geometry_steps': m['diffusion']['step'],
+        'geometry_train_seconds': m.get('stage_seconds', {}).get('geometry'),
+        'timing_train_seconds': m['timing']['train_seconds'],
+        'stage_seconds': m.get('stage_seconds', {}),
+        'endpoint_error_px': m['endpoint_error_px'],
+        'timing_guard_ok': m['timing_guard']['ok'],
+        'c2st': m['c2st'],
+        'n_gestures': int(cfg.evaluate.n_gestures),
+        'sample_steps': int(cfg.evaluate.sample_steps),
+        'solver': str(OmegaConf.select(cfg, 'diffusion.solver', default='ddim')),
+        'quantize': str(cfg.timing.quantize) == 'auto',
+    }
+
+# %% ../nbs/06a_pipeline.ipynb #729a1721
+def export_pretrained(run_dir, out, *, name=None, n_targets=5000, check_n=500) -> Path:
+    """Write finished run `run_dir` as a pretrained bundle `out` (.pt) with its card (`out`.md);
+    returns the bundle's path."""
+    cfg, cdir = load_run(run_dir)
+    p, out = run_paths(run_dir), Path(out)
+    dk = load_diffusion_checkpoint(p['diffusion'])
+    tk = load_timing_checkpoint(p['timing'], fingerprint=dk['fingerprint'], T=dk['T'])
+    ema = {k.removeprefix('module.'): v for k, v in dk['ema'].items() if k.startswith('module.')}
+    card = {'name': name or out.stem, **model_card(run_dir)}
+    targets = empirical_conditions(geometry_dataset(cdir, 'train'), n_targets, seed=int(cfg.seed))
+    stats = load_timing_cache(cdir, 'train', fingerprint=dk['fingerprint'])['stats']
+    kw = dict(spec=GeometrySpec(**dk['spec']), geometry=ema, timing=tk, stats=stats)
+    save_pretrained(out, **kw, targets=targets, card=card)
+    check = check_statistics(load_pretrained(out), check_n)
+    card['check'] = {'n': check_n, 'seed': 0, 'stats': check}
+    card['size_bytes'] = out.stat().st_size
+    save_pretrained(out, **kw, targets=targets, card=card)
+    out.with_suffix('.md').write_text(card_markdown(card))
+    return out
+
+# %% ../nbs/06a_pipeline.ipynb #a3a025f2
+def card_markdown(card: dict) -> str:
+    "The model card of a bundle as Markdown."
+    c2st = pd.DataFrame(card['c2st']).T.round(3)
+    check = pd.Series(card['check']['stats']).to_frame('value')
+    return '\n'.join([
+        f"# Model card: {card['name']}",
+        '',
+        f"- **Made by**: `{card['command']}`, then `ft_export_pretrained`",
+        f"- **Data**: {card['dataset']}, cache fingerprint `{card['fingerprint']}`, "
+        f"gestures per split {json.dumps(card['cache'])}",
+        f"- **Geometry**: {card['geometry_steps']} optimizer steps in "
+        f"{card['geometry_train_seconds']} s; timing heads {card['timing_train_seconds']} s",
+        f"- **Sampler**: {card['solver']}, {card['sample_steps']} steps; "
+        f"file {card['size_bytes'] / 1e6:.2f} MB, weights only",
+        f"- **Endpoint error** (median px): {card['endpoint_error_px']}",
+        f"- **Timing guard** (plan 001 §6) passed: {card['timing_guard_ok']}",
+        '',
+        f"## Side-by-side C2ST ({card['n_gestures']} held-out test gestures a side)",
+        '',
+        c2st.to_markdown(),
+        '',
+        f"## Check sample (n = {card['check']['n']}, seed 0): CI reproduces these within 5 %",
+        '',
+        check.to_markdown(),
+        '',
+        '## Config',
+        '',
+        '```yaml',
+        OmegaConf.to_yaml(OmegaConf.create(card['config'])).strip(),
+        '```',
+        '',
+    ])
+
+# %% ../nbs/06a_pipeline.ipynb #a557cb71
+@tool
+def ft_export_pretrained(
+    run: Param("a finished ft_run directory", str, required=True) = None,
+    out: Param("the bundle to write (.pt); its card goes beside it", str, required=True) = None,
+    name: Param("the model's name (default: the file's stem)", str) = None,
+):
+    """Write a finished run as a pretrained bundle with its model card. Example:
+    `ft_export_pretrained --run runs/balabit-seed0 --out factored_timing/models/balabit.pt`."""
+    if not str(out).endswith('.pt'):
+        raise SystemExit(f"ft_export_pretrained: error: --out must end in .pt, got {out}")
+    try:
+        path = export_pretrained(run, out, name=name)
+    except (FileNotFoundError, RuntimeError, ValueError, CheckpointError) as e:
+        raise SystemExit(f"ft_export_pretrained: error: {e}")
+    print(json.dumps({'out': str(path), 'card': str(path.with_suffix('.md')),
+                      'bytes': path.stat().st_size}))
 
 # %% ../nbs/06a_pipeline.ipynb #7a0ea326
 def timing_summary(st) -> dict:
