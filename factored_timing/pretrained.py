@@ -155,7 +155,7 @@ Pretrained.generate, Pretrained.targets_for, Pretrained.sample = _generate, _tar
 
 # %% ../nbs/06_pretrained.ipynb #68d4f8ed
 def sample_pretrained(n: int = 1000, name='balabit', *, seed: int = 0, **kw) -> SpatioTemporal:
-    "n gestures of the shipped model `name` (or a bundle path), seeded (`Pretrained.sample`)."
+    "n gestures of the shipped model `name` (or a bundle path), seeded."
     return load_pretrained(name).sample(n, seed=seed, **kw)
 
 # %% ../nbs/06_pretrained.ipynb #46ea6094
