@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_cache.ipynb #532a4867
 from __future__ import annotations
-import io, json, csv, math, hashlib, shutil, zipfile, tempfile, warnings, urllib.request
+import io, json, csv, math, hashlib, shutil, threading, zipfile, tempfile, warnings, urllib.request
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 from collections import Counter
@@ -19,12 +19,13 @@ from .base import save_atomic, load_weights_only
 
 # %% auto #0
 __all__ = ['CACHE_FORMAT', 'MOVE_STATES', 'STATE_CODES', 'STRAY_NAMES', 'BALABIT_URL', 'SYNTH_DEFAULTS', 'CLOCKS',
-           'FEATURE_NAMES', 'STEP_KEYS', 'SPLITS', 'CacheConfig', 'DataFormatError', 'StaleCacheError', 'Session',
+           'FEATURE_NAMES', 'SPLITS', 'STEP_KEYS', 'CacheConfig', 'DataFormatError', 'StaleCacheError', 'Session',
            'SkipLog', 'read_session_csv', 'clean_session', 'find_session_files', 'download_balabit',
            'synthetic_sessions', 'write_balabit_session', 'Gesture', 'Gestures', 'segment_session',
-           'gesture_features_from_steps', 'gesture_features', 'standardize_features', 'split_sessions', 'estimate_tick',
-           'cache_fingerprint', 'lengths_to_mask', 'timing_stats', 'build_cache', 'load_manifest', 'load_timing_cache',
-           'load_stats', 'check_cache', 'cache_summary', 'plot_cache', 'length_coverage', 'plot_thresholds']
+           'gesture_features_from_steps', 'gesture_features', 'standardize_features', 'split_sessions',
+           'users_cut_in_time', 'deal_gestures', 'estimate_tick', 'cache_fingerprint', 'lengths_to_mask',
+           'timing_stats', 'build_cache', 'load_manifest', 'load_timing_cache', 'load_stats', 'check_cache',
+           'cache_summary', 'plot_cache', 'length_coverage', 'plot_thresholds']
 
 # %% ../nbs/00_cache.ipynb #8e8d0f04
 CACHE_FORMAT = 1  # bump when the layout of the cache files changes
@@ -828,6 +829,40 @@ def split_sessions(session_keys, fracs=(0.7, 0.15, 0.15), seed=0) -> dict:
             out[k] = 'val' if i < n_val else 'test' if i < n_val + n_test else 'train'
     return out
 
+# %% ../nbs/00_cache.ipynb #678314a7
+SPLITS = ('train', 'val', 'test')
+
+
+def _time_cut(n: int, fracs) -> np.ndarray:
+    "Split index (0 train, 1 val, 2 test) of n gestures in time order, contiguous blocks."
+    edges = np.round(np.cumsum(fracs)[:-1] / sum(fracs) * n)
+    return np.searchsorted(edges, np.arange(n), side='right')
+
+
+def users_cut_in_time(sessions_per_user: dict, fracs=(0.7, 0.15, 0.15)) -> list:
+    "Users with < 3 sessions (session files) of {user: count}; none for a train-only split."
+    n = sessions_per_user
+    return sorted(u for u, k in n.items() if k < 3) if sum(fracs[1:]) > 0 else []
+
+
+def deal_gestures(parts, fracs=(0.7, 0.15, 0.15), seed=0, cut=None) -> dict:
+    """{split: [(session, its gestures in that split)]} of `parts` [(session, gestures)]: whole
+    sessions per user (`split_sessions`), but the sessions of users `cut` (default: those of
+    `users_cut_in_time`) are cut in time."""
+    which = split_sessions([(s.user, s.name) for s, _ in parts], fracs, seed)
+    if cut is None:
+        cut = users_cut_in_time(Counter(s.user for s, _ in parts), fracs)
+    out = {sp: [] for sp in SPLITS}
+    for s, g in parts:
+        if s.user not in cut:
+            out[which[(s.user, s.name)]].append((s, g))
+            continue
+        lab = _time_cut(len(g), fracs)
+        for k, sp in enumerate(SPLITS):
+            if (lab == k).any():
+                out[sp].append((s, g.select(lab == k)))
+    return out
+
 # %% ../nbs/00_cache.ipynb #d8ed1342
 def estimate_tick(
     dt, tol=1.5e-3, min_share=0.9, lo=6e-3, hi=60e-3, step=1.25e-4
@@ -861,9 +896,9 @@ def _hash_files(files) -> str:
     return h.hexdigest()
 
 
-def cache_fingerprint(source: str, cfg: CacheConfig, synth: dict = None) -> str:
-    """Hash of the data (file bytes, or the synthetic generator's parameters), the config and the
-    cache format."""
+def cache_fingerprint(source: str, cfg: CacheConfig, synth: dict = None, cut=()) -> str:
+    """Hash of the data (file bytes, or the synthetic generator's parameters), the config, the
+    cache format and the users whose sessions were `cut` in time (`deal_gestures`), if any."""
     from factored_timing import __version__
 
     payload = json.dumps(
@@ -873,6 +908,7 @@ def cache_fingerprint(source: str, cfg: CacheConfig, synth: dict = None) -> str:
             'synthetic': synth,
             'format': CACHE_FORMAT,
             'code': __version__,
+            **({'split_in_time': sorted(cut)} if cut else {}),
         },
         sort_keys=True,
         default=str,
@@ -969,9 +1005,6 @@ def timing_stats(split: dict, T: int, tick: float, floor: float, n_users: int) -
     }
 
 # %% ../nbs/00_cache.ipynb #593cbf7b
-SPLITS = ('train', 'val', 'test')
-
-
 def _read_and_segment(user, path, cfg):
     """One file: read, clean and cut into gestures, with its own skip log (merged in file order by
     the caller)."""
@@ -982,9 +1015,10 @@ def _read_and_segment(user, path, cfg):
     return sess, (segment_session(sess, cfg, skips) if sess is not None else None), skips
 
 
-def _load_gestures(dataset, data_dir, cfg, synth, skips):
-    """[(session, its gestures)] of a dataset, in file order, and what identifies its data for the
-    fingerprint."""
+def _load_gestures(dataset, data_dir, cfg, synth, skips, known=None):
+    """([(session, its gestures)] of a dataset in file order, what identifies its data for the
+    fingerprint, {user: sessions}); `known(source, counts)` True: the files are hashed but not
+    parsed (a cache hit), and no gestures (None) come back."""
     if dataset == 'synthetic':
         scfg = replace(cfg, time_unit='s')
         sessions = [
@@ -995,20 +1029,28 @@ def _load_gestures(dataset, data_dir, cfg, synth, skips):
             )
             if c
         ]
-        return [(s, segment_session(s, cfg, skips)) for s in sessions], 'synthetic'
+        counts = Counter(s.user for s in sessions)
+        return [(s, segment_session(s, cfg, skips)) for s in sessions], 'synthetic', counts
     if dataset not in ('balabit', 'csv'):
         raise ValueError(f"unknown dataset {dataset!r}; use 'synthetic', 'balabit' or 'csv'")
     if data_dir is None:
         raise ValueError(f"dataset {dataset!r} needs data_dir (e.g. ../shared/data/balabit)")
     files = find_session_files(data_dir, skips)
+    counts = Counter(u for u, _ in files)
     from concurrent.futures import ThreadPoolExecutor
 
     # pyarrow, hashlib and numpy release the GIL: the hash, the parse of one file and the
-    # segmentation of another overlap
+    # segmentation of another overlap; a hit stops the parse of the files not yet started
+    stop = threading.Event()
+    one = lambda f: (None, None, SkipLog()) if stop.is_set() else _read_and_segment(*f, cfg)
     with ThreadPoolExecutor(1) as hx, ThreadPoolExecutor(2) as ex:
         digest = hx.submit(_hash_files, files)
-        done = list(ex.map(lambda f: _read_and_segment(*f, cfg), files))
+        jobs = [ex.submit(one, f) for f in files]
         source = digest.result()
+        if known is not None and known(source, counts):
+            stop.set()
+            return None, source, counts
+        done = [j.result() for j in jobs]
     for _, _, sk in done:
         skips.update(sk)
     loaded = [(s, g) for s, g, _ in done if s is not None]
@@ -1016,7 +1058,7 @@ def _load_gestures(dataset, data_dir, cfg, synth, skips):
         raise DataFormatError(
             _nothing_left(f"{data_dir}: none of the {len(files)} session files holds events", skips)
         )
-    return loaded, source
+    return loaded, source, counts
 
 
 def _from_disk(d):
@@ -1062,6 +1104,14 @@ def _nothing_left(what, skips) -> str:
     if not n:
         return what
     return f"{what}; {n} file(s) skipped for their time unit, e.g. {skips.examples['time_unit'][0]}"
+
+
+def _manifest_fp(cdir):
+    "The fingerprint a cache directory's manifest records (None if unreadable)."
+    try:
+        return load_manifest(cdir).get('fingerprint')
+    except (OSError, ValueError):
+        return None
 
 
 def _check_reuse(cdir, fp):
@@ -1110,9 +1160,14 @@ def build_cache(
     ds_id = f'{dataset}-T{T}' if clock == 'tick' else f'{dataset}-{clock}-T{T}'
     cdir = Path(out) / 'datasets' / ds_id
     skips = SkipLog()
-    loaded, source = _load_gestures(dataset, data_dir, cfg, synth, skips)
-    fp = cache_fingerprint(source, cfg, synth if dataset == 'synthetic' else None)
-    if (cdir / 'manifest.json').exists() and not rebuild:
+    reuse = (cdir / 'manifest.json').exists() and not rebuild
+    fingerprint = lambda source, counts: cache_fingerprint(
+        source, cfg, synth, cut=users_cut_in_time(counts, cfg.split_fracs)
+    )
+    known = lambda source, counts: reuse and _manifest_fp(cdir) == fingerprint(source, counts)
+    loaded, source, counts = _load_gestures(dataset, data_dir, cfg, synth, skips, known)
+    fp = fingerprint(source, counts)
+    if reuse:
         _check_reuse(cdir, fp)
         if verbose:
             print(f'reusing {cdir} (fingerprint {fp})')
@@ -1123,14 +1178,15 @@ def build_cache(
             _nothing_left(f"{dataset}: no gesture survives segmentation; skipped: {skips}", skips)
         )
     keys = sorted((s.user, s.name) for s, _ in parts)
-    which = split_sessions(keys, cfg.split_fracs, cfg.seed)
+    cut = users_cut_in_time(counts, cfg.split_fracs)
+    dealt = deal_gestures(parts, cfg.split_fracs, cfg.seed, cut=cut)
     users = sorted({k[0] for k in keys})
     sessions_ = [f'{u}/{s}' for u, s in keys]
     uid = {u: i for i, u in enumerate(users)}
     sid = {k: i for i, k in enumerate(keys)}
     by, ids = {}, {}
     for sp in SPLITS:  # a split is the concatenation of its sessions' gestures
-        mine = [(s, g) for s, g in parts if which[(s.user, s.name)] == sp]
+        mine = dealt[sp]
         by[sp] = Gestures.concat(g for _, g in mine)
         per_gesture = lambda f: np.repeat(
             np.array([f(s) for s, _ in mine], np.int64), [len(g) for _, g in mine]
@@ -1142,8 +1198,8 @@ def build_cache(
         if frac > 0 and not len(by[sp]):
             raise DataFormatError(
                 f"{dataset}: the {sp} split is empty (split_fracs={cfg.split_fracs}): sessions are "
-                "dealt per user, and a user needs at least 3 sessions for val and test; pass "
-                "split_fracs=(1, 0, 0) for a train-only cache"
+                "dealt per user (sessions of users with fewer than 3 are cut in time): too few "
+                "gestures; pass split_fracs=(1, 0, 0) for a train-only cache"
             )
     tick = cfg.tick if cfg.tick is not None else estimate_tick(by['train'].dt)[0]
     floor = tick / 2 if tick > 0 else 5e-4
@@ -1185,9 +1241,10 @@ def build_cache(
         'users': users,
         'n_sessions': len(loaded),
         'counts': {
-            s: {'gestures': len(by[s]), 'sessions': sum(which[k] == s for k in keys)}
+            s: {'gestures': len(by[s]), 'sessions': len({(x.user, x.name) for x, _ in dealt[s]})}
             for s in SPLITS
         },
+        'split_in_time': cut,  # users whose sessions were cut in time (fewer than 3 sessions)
         'skipped': skips.as_dict(),
         'tick': tick,
         'floor': floor,

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 from torch import nn
 from scipy import stats as sps
 from scipy.signal import find_peaks
@@ -863,6 +864,7 @@ def straight_line(net, lengths, T, dt=0.016, seed=0) -> SpatioTemporal:
 
 # %% ../nbs/06_evaluation.ipynb #7b6efd1e
 def ease_out_quad(x):
+    "Quadratic ease-out 2x − x² on [0, 1]: fast start, slowing to the end."
     return x * (2 - x)
 
 
@@ -1088,10 +1090,11 @@ def side_by_side(
     verbose=False,
     detectors=DETECTORS,
     neural_kw: dict = None,
+    progress: bool = False,
 ) -> pd.DataFrame:
     """C2ST of every named generator (`SpatioTemporal`) vs `real_test`, full and geometry-only, by
     each of `detectors` ('gbdt', 'neural'); one row per generator. `neural_kw`: more keywords of
-    `sequence_c2st` (`judge`, `n_splits`, `n_threads`)."""
+    `sequence_c2st` (`judge`, `n_splits`, `n_threads`); `progress`: a tqdm bar over the fits."""
     _require_st(real_test, 'side_by_side')
     if not detectors or set(detectors) - set(DETECTORS):
         raise ValueError(f"detectors must be a non-empty subset of {DETECTORS}, got {detectors!r}")
@@ -1109,6 +1112,8 @@ def side_by_side(
     }
     real_in = {(d, v): inputs[d](real_test, v) for d in detectors for v in variants}
     rows = []
+    bar = tqdm(total=len(generators) * len(variants) * len(detectors), desc='C2ST',
+               unit='fit', disable=not progress)
     for name, st in generators.items():
         _require_st(st, f'generator {name!r}')
         row = {
@@ -1126,14 +1131,17 @@ def side_by_side(
         for v in variants:
             for d in detectors:
                 t0 = time.time()
+                bar.set_postfix_str(f'{name} · {v} · {d}')
                 r = judges[d](real_in[d, v], inputs[d](st, v))
                 row.update(_detector_columns(v, d, r))
+                bar.update()
                 if verbose:
                     print(
                         f"{name:28s} {v:9s} {d:7s} acc {r['accuracy']:.3f} ± "
                         f"{r['accuracy_std']:.3f}  AUC {r['auc']:.3f}  ({time.time() - t0:.0f}s)"
                     )
         rows.append(row)
+    bar.close()
     return pd.DataFrame(rows).set_index('generator')
 
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06a_pipeline.ipynb #b532f703
 from __future__ import annotations
-import os, sys, json, time, inspect, logging
+import os, sys, json, time, inspect, logging, dataclasses, tempfile
 from json import dumps
 from dataclasses import asdict, fields
 from functools import wraps
@@ -44,6 +44,7 @@ from factored_timing.timing_train import (
     plot_compare,
 )
 from factored_timing.diffusion import (
+    SOLVERS,
     GeometrySpec,
     GeometryDiffusion,
     GeometrySample,
@@ -68,6 +69,7 @@ from factored_timing.assembly import (
     load_npz,
     to_balabit_csv,
     export_real,
+    to_jsonl,
 )
 from factored_timing.evaluation import (
     side_by_side,
@@ -81,6 +83,7 @@ from factored_timing.evaluation import (
     timing_guard_stats,
     timing_diagnostics,
     TimingGuardError,
+    DETECTORS,
 )
 from .peers import peer_baselines, PIP_HINT
 from factored_timing.pretrained import (
@@ -89,6 +92,9 @@ from factored_timing.pretrained import (
     load_pretrained,
     check_statistics,
     shipped_models,
+    Pretrained,
+    read_targets,
+    generate_paths,
 )
 from .timing_evaluation import timing_sets, evaluate_timing, export_sets
 
@@ -98,8 +104,9 @@ __all__ = ['CONF_MODULE', 'RUN_KEYS', 'DATASETS', 'NULLABLE', 'CHOICES', 'BOUNDS
            'run_paths', 'load_run', 'evaluate_run', 'check_run_dir', 'run_pipeline', 'plot_paths', 'write_report',
            'ConfigError', 'validate_config', 'job_config', 'ft_run', 'ft_train_diffusion', 'tool', 'check_flag',
            'ft_build_cache', 'train_timing_heads', 'ft_train_timing', 'ft_compare_timing', 'ft_eval_timing',
-           'ft_export_real', 'sample_run', 'ft_sample', 'ft_eval', 'ft_x0_diagnostics', 'model_card',
-           'export_pretrained', 'card_markdown', 'ft_export_pretrained', 'timing_summary', 'run_short', 'ft_run_short']
+           'ft_export_real', 'sample_run', 'ft_sample', 'ft_eval', 'ft_x0_diagnostics', 'portable', 'model_card',
+           'bundle_parts', 'pretrained_from_run', 'export_pretrained', 'card_markdown', 'ft_export_pretrained',
+           'timing_summary', 'run_short', 'ft_run_short']
 
 # %% ../nbs/06a_pipeline.ipynb #4efc529e
 CONF_MODULE = 'factored_timing.conf'
@@ -163,8 +170,10 @@ def train_config(cfg) -> TrainConfig:
 # %% ../nbs/06a_pipeline.ipynb #620960f0
 def _cache_options(cfg) -> dict:
     """`build_cache`'s options from the `data` block: `data.pause`, `data.max_coord` (the screen
-    bound) and, for the synthetic data, `data.synthetic_clock`."""
+    bound), `data.time_col` and `data.time_unit` (any mouse log: `dataset=csv`) and, for the
+    synthetic data, `data.synthetic_clock`."""
     kw = dict(pause=float(need(cfg, 'data.pause')), sentinel=float(need(cfg, 'data.max_coord')))
+    kw.update(time_col=str(need(cfg, 'data.time_col')), time_unit=str(need(cfg, 'data.time_unit')))
     if need(cfg, 'data.dataset') == 'synthetic':
         kw['synth'] = {'clock': str(need(cfg, 'data.synthetic_clock'))}
     return kw
@@ -456,6 +465,9 @@ def evaluate_run(cfg, cache_dir, log=print) -> tuple[dict, pd.DataFrame]:
         n_permutations=int(cfg.evaluate.n_permutations),
         max_per_class=int(cfg.evaluate.max_per_class),
         allow_timing_mismatch=True,
+        progress=bool(cfg.run.progress),
+        # runs from before the key judged with both
+        detectors=tuple(OmegaConf.select(cfg, 'evaluate.detectors', default=DETECTORS)),
     )
     cols = ['full_acc', 'full_nn_acc', 'full_auc']
     cols += ['geometry_acc', 'geometry_nn_acc', 'geometry_auc']
@@ -1152,20 +1164,26 @@ def ft_export_real(
         raise SystemExit(f"ft_export_real: error: {e}")
 
 # %% ../nbs/06a_pipeline.ipynb #4c492c97
-def sample_run(run_dir, n, out, seed=0, csv=None, steps=None, pretrained=None):
-    """N gestures from a finished run (targets drawn from its train split) or from the `pretrained`
-    bundle (its stored targets), seeded; saved as `out` (.npz); `steps` None: the run's
-    `evaluate.sample_steps` (the bundle's card)."""
+def sample_run(
+    run_dir, n, out, seed=0, csv=None, steps=None, pretrained=None, targets=None, jsonl=None
+):
+    """Gestures from a finished run or the `pretrained` bundle, seeded, saved as `out` (.npz):
+    `n` of them for drawn targets (the run's train split, the bundle's table), or one per row of
+    the `targets` CSV, placed on the screen; `steps` None: the run's (the card's) sampler steps."""
     if (run_dir is None) == (pretrained is None):
         raise ValueError("give either a run directory or a pretrained model, not both or neither")
-    if pretrained is None:
+    if targets is not None:
+        model = load_pretrained(pretrained) if run_dir is None else pretrained_from_run(run_dir)
+        st = generate_paths(read_targets(targets), model=model, seed=seed, sample_steps=steps)
+    elif pretrained is None:
         st = _run_sample(run_dir, n, seed, steps)
     else:
-        check_flag('ft_sample', 'n', n, 1)
         st = load_pretrained(pretrained).sample(int(n), seed=seed, steps=steps)
     save_npz(st, out)
     if csv:
         to_balabit_csv(st, csv)
+    if jsonl:
+        to_jsonl(st, jsonl)
     return st
 
 
@@ -1197,32 +1215,31 @@ def _run_sample(run_dir, n, seed, steps):
 def ft_sample(
     run: Param("a finished ft_run directory", str) = None,
     out: Param("output .npz (exchange format)", str, required=True) = None,
-    n: Param("number of gestures", int) = 1000,
+    n: Param("number of gestures (default 1000; not with --targets)", int) = None,
     seed: Param("seed of the targets and the sampler", int) = 0,
     csv: Param("also write a Balabit-layout raw-log CSV here", str) = None,
     steps: Param("denoising steps (default: the run's evaluate.sample_steps)", int) = None,
     pretrained: Param("a shipped model (balabit) or a bundle .pt, instead of --run", str) = None,
+    targets: Param("CSV: start_x,start_y,end_x,end_y[,user,steps], a gesture a row", str) = None,
+    jsonl: Param("also write the gestures as JSON lines (one object per gesture) here", str) = None,
 ):
     """Sample gestures from a finished run or a pretrained model. Example: `ft_sample --pretrained
-    balabit --n 1000 --out g.npz` or `ft_sample --run runs/synthetic-seed0 --n 100 --out g.npz`."""
+    balabit --n 1000 --out g.npz`, `ft_sample --pretrained balabit --targets t.csv --out g.npz
+    --jsonl g.jsonl` or `ft_sample --run runs/synthetic-seed0 --n 100 --out g.npz`."""
     check_flag('ft_sample', 'n', n, 1)
     check_flag('ft_sample', 'steps', steps, 1)
     if (run is None) == (pretrained is None):
         raise SystemExit("ft_sample: error: give --run DIR or --pretrained NAME (one of them)")
+    if targets is not None and n is not None:
+        raise SystemExit("ft_sample: error: give --n or --targets (one gesture per row), not both")
     try:
-        st = sample_run(run, n, out, seed, csv, steps, pretrained=pretrained)
+        st = sample_run(run, n or 1000, out, seed, csv, steps, pretrained, targets, jsonl)
     except (FileNotFoundError, RuntimeError, ValueError, CheckpointError) as e:
         raise SystemExit(f"ft_sample: error: {e}")
-    print(
-        json.dumps(
-            {
-                'out': out,
-                'n': len(st),
-                'T': st.T,
-                'median_duration_s': float(np.median(st.duration)),
-            }
-        )
-    )
+    said = {'out': out, 'n': len(st), 'T': st.T, 'median_duration_s': float(np.median(st.duration))}
+    if 'endpoint_error_raw_px' in st.meta:  # before the sampler's endpoint correction
+        said['endpoint_error_raw_px_p50'] = float(np.median(st.meta['endpoint_error_raw_px']))
+    print(json.dumps(said))
 
 # %% ../nbs/06a_pipeline.ipynb #c059e36a
 @tool
@@ -1256,12 +1273,33 @@ def ft_x0_diagnostics(
     print(df.to_json() if json else df.round(4).to_string())
 
 # %% ../nbs/06a_pipeline.ipynb #9d72e58f
+def portable(obj, subs: dict):
+    "`obj` (str, or dicts and lists of them) with each path of `subs` replaced by its stand-in."
+    if isinstance(obj, str):
+        for path in sorted(subs, key=len, reverse=True):  # the longest (the most specific) first
+            obj = obj.replace(path, subs[path])
+        return obj
+    if isinstance(obj, dict):
+        return {k: portable(v, subs) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [portable(v, subs) for v in obj]
+    return obj
+
+
+def _card_paths(cfg) -> dict:
+    "Stand-ins for the machine paths of a run: its data, its cache root, its run directory."
+    data = '$FT_BALABIT_DIR' if str(cfg.dataset) == 'balabit' else '$DATA_DIR'
+    subs = {cfg.data_dir: data, cfg.data.out: 'data/cache', cfg.out: f'runs/{Path(cfg.out).name}'}
+    return {str(k): v for k, v in subs.items() if k and Path(str(k)).is_absolute()}
+
+
 def model_card(run_dir) -> dict:
-    "What a bundle's card says of the run it comes from: command, config, times, C2ST, sampler."
+    """What a bundle's card says of the run it comes from: command, config, times, C2ST, sampler;
+    machine paths replaced by stand-ins (`$FT_BALABIT_DIR`, `data/cache`, `runs/<name>`)."""
     cfg, cdir = load_run(run_dir)
     p = run_paths(run_dir)
     m = json.loads(p['metrics'].read_text())
-    return {
+    card = {
         'command': m.get('command', 'ft_run (command not recorded)'),
         'dataset': str(cfg.dataset),
         'fingerprint': load_manifest(cdir)['fingerprint'],
@@ -1279,29 +1317,65 @@ def model_card(run_dir) -> dict:
         'solver': str(OmegaConf.select(cfg, 'diffusion.solver', default='ddim')),
         'quantize': str(cfg.timing.quantize) == 'auto',
     }
+    return portable(card, _card_paths(cfg))
 
 # %% ../nbs/06a_pipeline.ipynb #729a1721
-def export_pretrained(run_dir, out, *, name=None, n_targets=5000, check_n=500) -> Path:
-    """Write finished run `run_dir` as a pretrained bundle `out` (.pt) with its card (`out`.md);
-    returns the bundle's path."""
+def bundle_parts(run_dir, n_targets: int = 5000) -> dict:
+    "What a bundle of finished run `run_dir` holds: `save_pretrained`'s keyword arguments."
     cfg, cdir = load_run(run_dir)
-    p, out = run_paths(run_dir), Path(out)
+    p = run_paths(run_dir)
     dk = load_diffusion_checkpoint(p['diffusion'])
     tk = load_timing_checkpoint(p['timing'], fingerprint=dk['fingerprint'], T=dk['T'])
-    ema = {k.removeprefix('module.'): v for k, v in dk['ema'].items() if k.startswith('module.')}
-    card = {'name': name or out.stem, **model_card(run_dir)}
-    targets = empirical_conditions(geometry_dataset(cdir, 'train'), n_targets, seed=int(cfg.seed))
-    stats = load_timing_cache(cdir, 'train', fingerprint=dk['fingerprint'])['stats']
-    kw = dict(spec=GeometrySpec(**dk['spec']), geometry=ema, timing=tk, stats=stats)
-    save_pretrained(out, **kw, targets=targets, card=card)
+    ema, seed = dk['ema'], int(cfg.seed)
+    return dict(
+        spec=GeometrySpec(**dk['spec']),
+        geometry={k.removeprefix('module.'): v for k, v in ema.items() if k.startswith('module.')},
+        timing=tk,
+        stats=load_timing_cache(cdir, 'train', fingerprint=dk['fingerprint'])['stats'],
+        targets=empirical_conditions(geometry_dataset(cdir, 'train'), n_targets, seed=seed),
+        card=model_card(run_dir),
+    )
+
+
+def pretrained_from_run(run_dir) -> Pretrained:
+    "A finished run as a `Pretrained` (through a temporary bundle: one way to load both)."
+    with tempfile.TemporaryDirectory() as d:
+        save_pretrained(Path(d) / 'run.pt', **bundle_parts(run_dir))
+        return dataclasses.replace(load_pretrained(Path(d) / 'run.pt'), path=Path(run_dir))
+
+
+def export_pretrained(
+    run_dir, out, *, name=None, n_targets=5000, check_n=500, solver=None, sample_steps=None,
+    note=None,
+) -> Path:
+    """Write finished run `run_dir` as a pretrained bundle `out` (.pt) with its card (`out`.md);
+    `solver`, `sample_steps`: the bundle's default sampler (None: the run's); `note`: a line
+    for the card (how the run was made, where the command does not say it). Returns the path."""
+    kw, out = bundle_parts(run_dir, n_targets), Path(out)
+    card = kw['card'] = {'name': name or out.stem, **kw['card']}
+    if note:
+        card['note'] = str(note)
+    card['evaluated_with'] = {'solver': card['solver'], 'sample_steps': card['sample_steps']}
+    if solver is not None and solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
+    card['solver'] = str(solver or card['solver'])
+    card['sample_steps'] = int(sample_steps or card['sample_steps'])
+    sampler = f" --solver {solver}" * bool(solver) + f" --steps {sample_steps}" * bool(sample_steps)
+    run = portable(str(Path(run_dir).absolute()), _card_paths(load_run(run_dir)[0]))
+    card['export_command'] = f"ft_export_pretrained --run {run} --out {out}{sampler}"
+    save_pretrained(out, **kw)
     check = check_statistics(load_pretrained(out), check_n)
     card['check'] = {'n': check_n, 'seed': 0, 'stats': check}
     card['size_bytes'] = out.stat().st_size
-    save_pretrained(out, **kw, targets=targets, card=card)
+    save_pretrained(out, **kw)
     out.with_suffix('.md').write_text(card_markdown(card))
     return out
 
 # %% ../nbs/06a_pipeline.ipynb #a3a025f2
+def _sampler_words(c: dict) -> str:
+    return f"{c['solver']}, {c['sample_steps']} steps"
+
+
 def card_markdown(card: dict) -> str:
     "The model card of a bundle as Markdown."
     c2st = pd.DataFrame(card['c2st']).T.round(3)
@@ -1309,17 +1383,20 @@ def card_markdown(card: dict) -> str:
     return '\n'.join([
         f"# Model card: {card['name']}",
         '',
-        f"- **Made by**: `{card['command']}`, then `ft_export_pretrained`",
+        f"- **Made by**: `{card['command']}`, then "
+        f"`{card.get('export_command', 'ft_export_pretrained')}`",
+        *([f"- **Note**: {card['note']}"] if card.get('note') else []),
         f"- **Data**: {card['dataset']}, cache fingerprint `{card['fingerprint']}`, "
         f"gestures per split {json.dumps(card['cache'])}",
         f"- **Geometry**: {card['geometry_steps']} optimizer steps in "
         f"{card['geometry_train_seconds']} s; timing heads {card['timing_train_seconds']} s",
-        f"- **Sampler**: {card['solver']}, {card['sample_steps']} steps; "
+        f"- **Sampler**: {_sampler_words(card)} (the default of `sample`); "
         f"file {card['size_bytes'] / 1e6:.2f} MB, weights only",
         f"- **Endpoint error** (median px): {card['endpoint_error_px']}",
         f"- **Timing guard** (plan 001 §6) passed: {card['timing_guard_ok']}",
         '',
-        f"## Side-by-side C2ST ({card['n_gestures']} held-out test gestures a side)",
+        f"## Side-by-side C2ST ({card['n_gestures']} held-out test gestures a side, sampled by "
+        f"{_sampler_words(card.get('evaluated_with', card))})",
         '',
         c2st.to_markdown(),
         '',
@@ -1341,13 +1418,17 @@ def ft_export_pretrained(
     run: Param("a finished ft_run directory", str, required=True) = None,
     out: Param("the bundle to write (.pt); its card goes beside it", str, required=True) = None,
     name: Param("the model's name (default: the file's stem)", str) = None,
+    solver: Param("the bundle's default sampler: ddim or dpm++ (default: the run's)", str) = None,
+    steps: Param("the bundle's default denoising steps (default: the run's)", int) = None,
+    note: Param("a line for the card: what the run's command does not say", str) = None,
 ):
     """Write a finished run as a pretrained bundle with its model card. Example:
     `ft_export_pretrained --run runs/balabit-seed0 --out factored_timing/models/balabit.pt`."""
+    check_flag('ft_export_pretrained', 'steps', steps, 1)
     if not str(out).endswith('.pt'):
         raise SystemExit(f"ft_export_pretrained: error: --out must end in .pt, got {out}")
     try:
-        path = export_pretrained(run, out, name=name)
+        path = export_pretrained(run, out, name=name, solver=solver, sample_steps=steps, note=note)
     except (FileNotFoundError, RuntimeError, ValueError, CheckpointError) as e:
         raise SystemExit(f"ft_export_pretrained: error: {e}")
     print(json.dumps({'out': str(path), 'card': str(path.with_suffix('.md')),

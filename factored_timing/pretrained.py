@@ -4,6 +4,7 @@
 
 # %% ../nbs/06_pretrained.ipynb #2db7a091
 from __future__ import annotations
+import csv, math, warnings
 from dataclasses import dataclass, asdict
 from importlib import resources
 from pathlib import Path
@@ -12,8 +13,10 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['PRETRAINED_KEYS', 'MODELS', 'CHECK_KEYS', 'timing_config', 'attach_timing_model', 'save_pretrained', 'shipped_models',
-           'bundle_path', 'Pretrained', 'load_pretrained', 'sample_pretrained', 'check_statistics', 'check_card']
+__all__ = ['PRETRAINED_KEYS', 'MODELS', 'CHECK_KEYS', 'TARGET_COLUMNS', 'timing_config', 'attach_timing_model', 'save_pretrained',
+           'shipped_models', 'bundle_path', 'Pretrained', 'load_pretrained', 'sample_pretrained', 'check_statistics',
+           'check_card', 'Targets', 'make_targets', 'read_targets', 'steps_for_distance', 'generate_paths',
+           'generate_path']
 
 # %% ../nbs/06_pretrained.ipynb #d08d4f51
 from .base import save_checkpoint, load_checkpoint, CheckpointError
@@ -21,6 +24,7 @@ from .diffusion import GeometryDiffusion, GeometrySpec, GeometrySample
 from .timing_heads import TimingModel
 from .timing_train import model_from_checkpoint
 from .assembly import SpatioTemporal, TimingConfig, compose_spatiotemporal_sequence
+from .assembly import place_gestures, events
 from .evaluation import sample_statistics
 
 # %% ../nbs/06_pretrained.ipynb #ba05ad34
@@ -134,7 +138,9 @@ def _generate(self: Pretrained, net, lengths, user=None, *, seed=0, steps=None, 
         solver=str(solver or card.get('solver', 'ddim')),
         seed=seed,
     )
-    return attach_timing_model(g, self.timing, self.stats, seed=seed, quantize=self.quantize)
+    st = attach_timing_model(g, self.timing, self.stats, seed=seed, quantize=self.quantize)
+    st.meta['endpoint_error_raw_px'] = g.endpoint_error_raw.cpu().numpy()  # before the correction
+    return st
 
 
 def _targets_for(self: Pretrained, n: int, seed: int = 0) -> dict:
@@ -175,3 +181,135 @@ def check_card(model: Pretrained, rtol: float = 0.05) -> list:
     got = check_statistics(model, int(want['n']))
     off = lambda k: abs(got[k] - want['stats'][k]) > rtol * max(abs(want['stats'][k]), 1e-6)
     return [f"{k}: card {want['stats'][k]:.4g}, sampled {got[k]:.4g}" for k in CHECK_KEYS if off(k)]
+
+# %% ../nbs/06_pretrained.ipynb #cf563737
+@dataclass
+class Targets:
+    """Where gestures go: `start`, `end` [n,2] px; `user`, `steps` [n] int (-1: the model draws
+    it); `where` names each row in errors (`t.csv line 3`, `target 0`)."""
+
+    start: np.ndarray
+    end: np.ndarray
+    user: np.ndarray
+    steps: np.ndarray
+    where: list
+
+    def __len__(self):
+        return len(self.start)
+
+
+def make_targets(start, end, user=None, steps=None) -> Targets:
+    "Targets from arrays ([n,2] px, or one [2] pair); `user`, `steps`: None, one int, or [n]."
+    s = np.atleast_2d(np.asarray(start, np.float64))
+    e = np.atleast_2d(np.asarray(end, np.float64))
+    if s.ndim != 2 or s.shape[1] != 2 or e.shape != s.shape:
+        raise ValueError(f"start and end must both be [n,2] (or [2]), got {s.shape} and {e.shape}")
+    if not (np.isfinite(s).all() and np.isfinite(e).all()):
+        raise ValueError("start and end must be finite")
+    n = len(s)
+    opt = [np.full(n, -1, np.int64) if v is None else np.broadcast_to(v, (n,)).astype(np.int64)
+           for v in (user, steps)]
+    return Targets(s, e, opt[0], opt[1], [f"target {i}" for i in range(n)])
+
+# %% ../nbs/06_pretrained.ipynb #e46857aa
+TARGET_COLUMNS = ('start_x', 'start_y', 'end_x', 'end_y')
+
+
+def _cell(path, line, row, col, whole):
+    "One number of a targets CSV; -1 for an empty optional cell; errors name file, line, column."
+    v = (row.get(col) or '').strip()
+    if not v and whole:
+        return -1
+    try:
+        x = float(v)
+    except ValueError:
+        raise ValueError(f"{path} line {line}: {col}={v!r} is not a number") from None
+    if not math.isfinite(x) or (whole and (x != int(x) or x < 0)):
+        what = 'a whole number ≥ 0' if whole else 'a finite number'
+        raise ValueError(f"{path} line {line}: {col}={v!r} is not {what}")
+    return x
+
+# %% ../nbs/06_pretrained.ipynb #7f48c56a
+def read_targets(path) -> Targets:
+    "Targets from a CSV (`TARGET_COLUMNS`, optional `user`, `steps`); errors name file and line."
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such targets file")
+    with open(path, newline='') as f:
+        rd = csv.DictReader(f, skipinitialspace=True)
+        cols = [c.strip() for c in rd.fieldnames or []]
+        missing = [c for c in TARGET_COLUMNS if c not in cols]
+        if missing:
+            raise ValueError(f"{path} line 1: missing column(s) {', '.join(missing)} (need "
+                             f"{', '.join(TARGET_COLUMNS)}; optional user, steps)")
+        rd.fieldnames = cols
+        rows, where = [], []
+        for row in rd:
+            rows.append([_cell(path, rd.line_num, row, c, i >= 4)
+                         for i, c in enumerate(TARGET_COLUMNS + ('user', 'steps'))])
+            where.append(f"{path} line {rd.line_num}")
+    if not rows:
+        raise ValueError(f"{path}: no targets (a header and no rows)")
+    if extra := [c for c in cols if c not in TARGET_COLUMNS + ('user', 'steps')]:
+        warnings.warn(f"{path}: ignored column(s) {', '.join(extra)}", stacklevel=2)
+    a = np.array(rows)
+    t = make_targets(a[:, 0:2], a[:, 2:4], a[:, 4], a[:, 5])
+    return Targets(t.start, t.end, t.user, t.steps, where)
+
+# %% ../nbs/06_pretrained.ipynb #989ae77a
+def steps_for_distance(distance, ref_distance, ref_steps, *, k: int = 64, seed: int = 0):
+    "A step count per `distance` (px), drawn from the `k` references nearest in log-distance."
+    ref = np.log1p(np.asarray(ref_distance, np.float64))
+    q = np.log1p(np.atleast_1d(np.asarray(distance, np.float64)))
+    k = min(int(k), len(ref))
+    rng = np.random.default_rng(seed)
+    out = np.empty(len(q), np.int64)
+    for i in range(0, len(q), 1024):  # [chunk, M] distances at a time
+        gap = np.abs(q[i : i + 1024, None] - ref[None])
+        near = np.argpartition(gap, k - 1, axis=1)[:, :k]
+        pick = near[np.arange(len(near)), rng.integers(0, k, len(near))]
+        out[i : i + 1024] = np.asarray(ref_steps, np.int64)[pick]
+    return out
+
+# %% ../nbs/06_pretrained.ipynb #7bb59ac2
+def _fill_targets(m: Pretrained, t: Targets, seed: int) -> tuple:
+    "Step counts and users for `t` (drawn where -1), checked against the model's range."
+    T, lo, n_users = int(m.stats['T']), int(m.targets['lengths'].min()), int(m.stats['n_users'])
+    for name, a, top, low in (('steps', t.steps, T, lo), ('user', t.user, n_users - 1, 0)):
+        if (bad := np.flatnonzero((a >= 0) & ((a < low) | (a > top)))).size:
+            i = int(bad[0])
+            raise ValueError(f"{t.where[i]}: {name}={a[i]} is outside the model's {low}..{top}")
+    rng = np.random.default_rng(seed)
+    prior = np.asarray(m.stats['user_prior'], np.float64)
+    user, steps, free = t.user.copy(), t.steps.copy(), t.steps < 0
+    user[user < 0] = rng.choice(len(prior), int((user < 0).sum()), p=prior / prior.sum())
+    dist = np.hypot(*(np.round(t.end) - np.round(t.start)).T)
+    ref_d, ref_L = m.targets['net'].norm(dim=1).numpy(), m.targets['lengths'].numpy()
+    ref_u = m.targets['user'].numpy()
+    for u in np.unique(user[free]):
+        rows = np.flatnonzero(free & (user == u))
+        own = ref_u == u if (ref_u == u).sum() >= 64 else np.ones(len(ref_u), bool)
+        steps[rows] = steps_for_distance(dist[rows], ref_d[own], ref_L[own], seed=seed + int(u))
+    return steps, user
+
+# %% ../nbs/06_pretrained.ipynb #258a1a2d
+def generate_paths(
+    start, end=None, *, user=None, steps=None, seed: int = 0, model='balabit',
+    sample_steps=None, solver=None,
+) -> SpatioTemporal:
+    """Gestures from `start` to `end` ([n,2] or [2] px, or `start` a `Targets`), placed on the
+    screen (`meta` start, end) and landing on `end` exactly; `model`: a name, a bundle path or a
+    `Pretrained`; `user`/`steps` None (or -1): drawn. Seeded."""
+    m = model if isinstance(model, Pretrained) else load_pretrained(model)
+    t = start if isinstance(start, Targets) else make_targets(start, end, user, steps)
+    lengths, users = _fill_targets(m, t, seed)
+    s, e = np.round(t.start), np.round(t.end)
+    net = torch.as_tensor(e - s, dtype=torch.float32)
+    st = m.generate(net, lengths, users, seed=seed, steps=sample_steps, solver=solver)
+    return place_gestures(st, s, e)
+
+# %% ../nbs/06_pretrained.ipynb #34eb1715
+def generate_path(start, end, *, user=None, steps=None, seed: int = 0, model='balabit', **kw):
+    "The events (t, x, y, dx, dy, dt) of one gesture from `start` to `end` px (`generate_paths`)."
+    st = generate_paths([start], [end], user=user, steps=steps, seed=seed, model=model, **kw)
+    return events(st).drop(columns='gesture')

@@ -19,10 +19,12 @@ __all__ = ['PROFILE_PARAMS', 'STEP_FEATURES', 'ZERO_MODES', 'TIMING_PROFILES', '
 
 # %% ../nbs/02_timing_heads.ipynb #ac60bfb4
 def exists(x):
+    "True unless `x` is None."
     return x is not None
 
 
 def default(v, d):
+    "`v`, or `d` when `v` is None."
     return v if exists(v) else d
 
 # %% ../nbs/02_timing_heads.ipynb #650d492d

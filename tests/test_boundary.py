@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / 'factored_timing'
 # notebook order: each module may import only those before it
 ORDER = ['base', 'cache', 'dataset', 'timing_heads', 'timing_train', 'diffusion', 'assembly', 'evaluation',
-         'peers', 'pretrained', 'timing_evaluation',
+         'peers', 'pretrained', 'browser', 'timing_evaluation',
          'pipeline', 'diagnostics']
 LIBRARY = ORDER[:ORDER.index('pipeline')]
 

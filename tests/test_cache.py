@@ -298,9 +298,9 @@ def test_corrupt_split_file_is_refused_on_reuse(tmp_path):
         build_cache('synthetic', out=tmp_path, seed=0)
 
 
-def test_one_session_per_user_is_refused_at_build(tmp_path):
+def test_too_few_gestures_for_val_and_test_is_refused_at_build(tmp_path):
     write(tmp_path, HEADER + GOOD); write(tmp_path, HEADER + GOOD, user='user2')
-    with pytest.raises(DataFormatError, match=r"val split is empty.*3 sessions.*split_fracs=\(1, 0, 0\)"):
+    with pytest.raises(DataFormatError, match=r"split is empty.*fewer than 3.*split_fracs=\(1, 0, 0\)"):
         build_cache('balabit', data_dir=tmp_path / 'data', out=tmp_path / 'c')
     assert not (tmp_path / 'c' / 'datasets').exists()
     cdir = build_cache('balabit', data_dir=tmp_path / 'data', out=tmp_path / 'c', split_fracs=(1, 0, 0))
@@ -330,3 +330,26 @@ def test_broken_manifest_names_file_and_rebuild(tmp_path):
     with pytest.raises(StaleCacheError, match=r"manifest.json: corrupt manifest .*rebuild=True"):
         build_cache('synthetic', out=tmp_path, seed=0)
     assert build_cache('synthetic', out=tmp_path, seed=0, rebuild=True) == cdir
+
+
+def test_a_cache_hit_hashes_the_files_but_does_not_parse_them(tmp_path, monkeypatch):
+    "Issue 15 item 2: unchanged files are recognised by their bytes' hash; the parse of the rest is not started."
+    import time
+    from factored_timing import cache as C
+    for u in range(4):
+        for s in range(5):
+            write(tmp_path, HEADER + GOOD, name=f'session_{s}', user=f'user{u}')
+    cdir = build_cache('balabit', data_dir=tmp_path / 'data', out=tmp_path / 'c')
+    calls, real = [], C._read_and_segment
+
+    def slow(*a, **kw):
+        calls.append(a[1])
+        time.sleep(0.2)
+        return real(*a, **kw)
+    monkeypatch.setattr(C, '_read_and_segment', slow)
+    assert build_cache('balabit', data_dir=tmp_path / 'data', out=tmp_path / 'c') == cdir
+    assert len(calls) <= 4, f"{len(calls)} of 20 files parsed on a hit"          # at most those already in flight
+    write(tmp_path, HEADER + GOOD.replace('100', '101'), name='session_0', user='user0')   # one byte differs
+    with pytest.raises(StaleCacheError, match='fingerprint'):
+        build_cache('balabit', data_dir=tmp_path / 'data', out=tmp_path / 'c')
+    assert len(calls) >= 20                                                     # a miss parses everything

@@ -262,3 +262,13 @@ def test_side_by_side_table(real, cache):
     rec = json.loads(json.dumps(ev.eval_record(df, seed=0)))
     assert rec['c2st'][1]['generator'] == 'line' and rec['judge']['full_features'] == ev.FULL_FEATURES
     ax = ev.plot_side_by_side(df); assert len(ax.patches) == 4
+
+
+def test_side_by_side_shows_progress_of_every_fit(real, cache, capsys):
+    "The C2ST stage is minutes long on 2 cores: a bar counts its fits (issue 14 item 3)."
+    gens = {'val': from_timing_cache(cache['val'])}
+    ev.side_by_side(real, gens, n_permutations=0, detectors=('gbdt',), max_per_class=100, progress=True)
+    err = capsys.readouterr().err
+    assert 'C2ST' in err and '2/2' in err, err[-500:]
+    ev.side_by_side(real, gens, n_permutations=0, detectors=('gbdt',), max_per_class=100)
+    assert 'C2ST' not in capsys.readouterr().err  # off by default (library calls stay quiet)

@@ -8,13 +8,29 @@ step only: nbdev still processes the notebooks (`nbdev_proc_nbs`: front matter, 
 hidden cells, doc links) and nbconvert's HTML exporter turns each processed notebook into a page
 named as Quarto would name it (`00_cache.ipynb` → `cache.html`), with the sidebar of
 `nbs/sidebar.yml` and the doc links made relative so pages link to each other offline.
+
+Every page works offline, as one file:
+
+- math: `$…$` and `$$…$$` in markdown (cells, and docstrings rendered by `show_doc`) become
+  MathML at render time with `latex2mathml` (a `dev` dependency), which browsers draw natively;
+  the page loads no MathJax, nor require.js or mermaid, from a CDN;
+- images referenced by markdown cells (`![…](images/x.png)`) are embedded as data URIs, as plots are;
+- machine paths in saved outputs (a temporary directory's `/tmp/tmpab12/run`, the checkout's
+  `/…/factored_timing/timing_train.py` in a warning, a virtual environment's `site-packages`)
+  are shown relative (`…/run`, `factored_timing/timing_train.py`, `site-packages/…`): they say
+  where a file was on the machine that ran the notebook, which a reader cannot use.
+  Quarto (`nbdev_docs`) shows those outputs as saved.
 """
-import argparse, json, re, shutil, subprocess, sys
+import argparse, json, re, shutil, subprocess, sys, tempfile, warnings
+from html import escape
 from pathlib import Path
 
 import yaml
 import nbformat
+from jinja2 import DictLoader, pass_context
+from latex2mathml.converter import convert as tex_to_mathml
 from nbconvert import HTMLExporter
+from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 from nbconvert.preprocessors import TagRemovePreprocessor
 from traitlets.config import Config
 
@@ -55,6 +71,101 @@ def prepare(nb):
     return nb
 
 
+# --- machine paths in saved outputs -------------------------------------------------------------
+_TMP = sorted({'/tmp', '/var/tmp', '/var/folders', '/private/var/folders', tempfile.gettempdir()},
+              key=len, reverse=True)
+_PATH = re.compile(r"(?<![\w.~/:-])(/(?:work|home|root|tmp|var|private|Users|opt|mnt|srv)(?:/[^\s'\"<>,;:()\[\]{}`|]*)?"
+                   r"|[A-Za-z]:\\\\?[^\s'\"<>,;:()\[\]{}`|]*)")
+
+
+def tidy_path(p: str) -> str:
+    "A machine path as a reader can use it: the package's files from `factored_timing/`, temporary dirs as `…`."
+    q = p.replace('\\\\', '/').replace('\\', '/')
+    for marker in ('/site-packages/', '/dist-packages/'):
+        if marker in q: return marker[1:] + q.split(marker, 1)[1]
+    root = ROOT.as_posix().rstrip('/') + '/'
+    if q.startswith(root): return q[len(root):]
+    if '/factored_timing/' in q: return q[q.rindex('/factored_timing/') + 1:]
+    for t in _TMP:
+        if q == t or q.startswith(t + '/'):
+            rest = q[len(t) + 1:].split('/', 1)                  # the temporary directory itself goes
+            return '…' + ('/' + rest[1] if len(rest) > 1 else '')
+    m = re.match(r'^(?:/home/[^/]+|/root|/Users/[^/]+)(/.*)?$', q)
+    if m: return '~' + (m[1] or '')
+    parts = [x for x in q.split('/') if x]
+    return '…/' + parts[-1] if parts else '…'
+
+
+def tidy_paths(text: str) -> str:
+    "Every machine path in `text` through `tidy_path`."
+    return _PATH.sub(lambda m: tidy_path(m[0]), text)
+
+
+def tidy_outputs(nb):
+    "Machine paths out of every saved output (streams, text and HTML results, tracebacks)."
+    for c in nb.cells:
+        for o in c.get('outputs', []):
+            if 'text' in o: o['text'] = tidy_paths(o['text'])
+            if 'traceback' in o: o['traceback'] = [tidy_paths(t) for t in o['traceback']]
+            for k, v in o.get('data', {}).items():
+                if k.startswith('text/') and k != 'text/markdown' and isinstance(v, str): o['data'][k] = tidy_paths(v)
+    return nb
+
+
+# --- math as MathML ---------------------------------------------------------------------------
+_ALPHABETS = {  # capital letters in Unicode's mathematical alphabets (MathML Core draws no `mathvariant`)
+    'script': (0x1D49C, dict(B='ℬ', E='ℰ', F='ℱ', H='ℋ', I='ℐ', L='ℒ', M='ℳ', R='ℛ')),
+    'double-struck': (0x1D538, dict(C='ℂ', H='ℍ', N='ℕ', P='ℙ', Q='ℚ', R='ℝ', Z='ℤ')),
+    'fraktur': (0x1D504, dict(C='ℭ', H='ℌ', I='ℑ', R='ℜ', Z='ℨ')),
+}
+
+
+def _letter(m):
+    start, holes = _ALPHABETS[m[1]]
+    return f'<mi>{holes.get(m[2]) or chr(start + ord(m[2]) - ord("A"))}</mi>'
+
+
+def mathml(tex: str, display: str) -> str:
+    "TeX → MathML; what latex2mathml cannot read stays TeX in a <code> (and is reported), never `$`."
+    try:
+        out = tex_to_mathml(tex.strip(), display=display)
+        out = out.replace('<mi>&#x0007E;</mi>', '<mo>&#x0223C;</mo>')        # \sim is a relation, not "~"
+        return re.sub(r'<mi mathvariant="(script|double-struck|fraktur)">([A-Z])</mi>', _letter, out)
+    except Exception as e:  # noqa: BLE001 — one bad formula must not stop the site
+        warnings.warn(f'latex2mathml could not convert {tex!r}: {e}')
+        return f'<code class="ft-tex">{escape(tex)}</code>'
+
+
+class MathMLRenderer(IPythonRenderer):
+    "nbconvert's markdown renderer with math as MathML instead of `$…$` left for MathJax."
+    def block_math(self, body): return mathml(body, 'block')
+    def multiline_math(self, text):
+        m = re.fullmatch(r'\s*\$\$(.*)\$\$\s*', text, re.S)
+        return mathml(m[1], 'block') if m else text
+    def latex_environment(self, name, body):
+        return mathml(f'\\begin{{{name}}}{body}\\end{{{name}}}', 'block')
+    def inline_math(self, body): return mathml(body, 'inline')
+
+
+OFFLINE = DictLoader({'ft_page.html.j2': (
+    "{%- extends 'lab/index.html.j2' -%}"
+    "{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}"
+    "{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}"
+    "{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}")})
+
+
+class PageExporter(HTMLExporter):
+    "The lab template without scripts from a CDN, math as MathML, markdown images embedded."
+    @pass_context
+    def markdown2html(self, context, source):
+        cell = context.get('cell', {})
+        path = context.get('resources', {}).get('metadata', {}).get('path', '')
+        renderer = MathMLRenderer(escape=False, attachments=cell.get('attachments', {}), embed_images=self.embed_images,
+                                  path=path, anchor_link_text=self.anchor_link_text,
+                                  exclude_anchor_links=self.exclude_anchor_links, **self.lexer_options)
+        return MarkdownWithMath(renderer=renderer).render(source)
+
+
 def sidebar(pages, current):
     items = ''.join(f'<li class="{"active" if p == current else ""}"><a href="{p}">{t}</a></li>' for p, t in pages)
     return f'<nav class="ft-sidebar"><a class="ft-home" href="index.html">factored_timing</a><ul>{items}</ul></nav>'
@@ -68,6 +179,9 @@ body { margin: 0; }
 .ft-home { font-weight: bold; font-size: 16px; }
 .ft-main { margin-left: 270px; max-width: 1000px; padding: 1rem 2rem; }
 .ft-description { font-style: italic; font-size: 120%; opacity: .75; }
+.jp-RenderedMarkdown pre { margin: .6em 0; padding: .5em .7em; background: #f5f5f5; }
+math[display="block"] { margin: .8em 0; font-size: 115%; }
+.jp-RenderedMarkdown img { max-width: 100%; }
 </style>
 """
 
@@ -82,7 +196,8 @@ def render(proc: Path, out: Path, settings) -> list[Path]:
     c.TagRemovePreprocessor.remove_all_outputs_tags = ('remove_output',)
     c.TagRemovePreprocessor.remove_cell_tags = ('remove_cell',)
     c.TagRemovePreprocessor.enabled = True
-    exp = HTMLExporter(config=c, template_name='lab', exclude_input_prompt=True, exclude_output_prompt=True)
+    exp = PageExporter(config=c, extra_loaders=[OFFLINE], template_file='ft_page.html.j2', embed_images=True,
+                       exclude_input_prompt=True, exclude_output_prompt=True)
     exp.register_preprocessor(TagRemovePreprocessor(config=c), enabled=True)
     loaded = []
     for p in nbs:
@@ -93,7 +208,7 @@ def render(proc: Path, out: Path, settings) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for (p, nb, meta), (name, title) in zip(loaded, pages):
-        html, _ = exp.from_notebook_node(prepare(nb))
+        html, _ = exp.from_notebook_node(tidy_outputs(prepare(nb)), resources={'metadata': {'path': str(ROOT / 'nbs' / p.parent.relative_to(proc))}})  # images from nbs/
         html = html.replace(base, '')                        # doc links become relative
         html = re.sub(r'\{target=(&quot;|")_blank(&quot;|")[^}]*\}', '', html)   # Quarto link attributes
         # Quarto's heading anchors are lower case (doc links point at `cache.html#build_cache`): add them

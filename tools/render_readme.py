@@ -7,10 +7,12 @@
 machines, so README and notebook drifted apart. This script stands in for it: the notebook is the
 source, the README its render, and `tests/test_readme.py` fails when they differ. It writes
 
-- `# title` from the notebook's first heading, then the first cell after it (the two commands, so
-  they stay the README's first screen), then the `> summary` line, then the other cells;
+- `# title` from the notebook's first heading, then its `> summary` line, then the other cells in
+  order (in `index.ipynb`: the picture, the two commands, the results table: the first screen);
 - markdown cells verbatim, except that links to doc pages (`cache.html`) point at the notebooks
-  they are rendered from (`nbs/00_cache.ipynb`), which resolve on GitHub;
+  they are rendered from (`nbs/00_cache.ipynb`), and images beside the notebook
+  (`images/x.png`) at their path in the repository (`nbs/images/x.png`), both of which resolve on
+  GitHub;
 - code cells as ```python blocks, `#| ...` directive lines stripped, each followed by its text
   output if it has one (stdout, plain-text results; stderr and images are left out);
 - nothing of cells marked `#| hide`.
@@ -55,9 +57,18 @@ def doc_links(md: str) -> str:
     return re.sub(r'\]\(([\w-]+)\.html(?:#[^)]*)?\)', repl, md)
 
 
+def image_links(md: str) -> str:
+    "`![x](images/a.png)` → `![x](nbs/images/a.png)`: images beside the notebook, from the README."
+    def repl(m):
+        src = m[2]
+        if re.match(r'^(?:[a-z][\w+.-]*:|/|#)', src) or not (NB.parent / src).exists(): return m[0]
+        return f'![{m[1]}]({(NB.parent / src).relative_to(ROOT).as_posix()}{m[3]})'
+    return re.sub(r'!\[([^\]]*)\]\(([^)\s]+)((?:\s+"[^"]*")?)\)', repl, md)
+
+
 def render_cell(cell) -> str:
     "One cell as README markdown ('' for a hidden or empty cell)."
-    if cell.cell_type == 'markdown': return doc_links(cell.source.strip())
+    if cell.cell_type == 'markdown': return image_links(doc_links(cell.source.strip()))
     if cell.cell_type != 'code': return ''
     dirs, code = split_directives(cell.source)
     if 'hide' in dirs or not code: return ''
@@ -72,8 +83,8 @@ def render(nb_path=NB) -> str:
     title = re.search(r'^#\s+(.+)$', first, re.M)[1].strip()
     summary = re.search(r'^>\s*(.+)$', first, re.M)
     rest = re.sub(r'^(#\s+.+|>.*)$', '', first, flags=re.M).strip()
-    blocks = [f'# {title}', NOTE, rest] + [render_cell(c) for c in cells[1:2]]
-    blocks += [f'> {summary[1].strip()}' if summary else ''] + [render_cell(c) for c in cells[2:]]
+    blocks = [f'# {title}', NOTE, f'> {summary[1].strip()}' if summary else '', rest]
+    blocks += [render_cell(c) for c in cells[1:]]
     return '\n\n'.join(b for b in blocks if b) + '\n'
 
 
