@@ -17,9 +17,8 @@ def run(script, *args) -> dict:
     "Run one benchmark in a fresh process; its figures from its --json file (or its last stdout line)."
     with tempfile.TemporaryDirectory() as td:
         out = Path(td) / 'res.json'
-        json_args = ['--json', str(out)] if script in ('diffusion_speed.py', 'pretrained_speed.py') else ['--json']
-        if script == 'timing_train.py':
-            json_args = []
+        json_args = {'diffusion_speed.py': ['--json', str(out)], 'pretrained_speed.py': ['--json', str(out)],
+                     'cache_build.py': ['--json']}.get(script, [])   # timing_train.py: its last line is JSON
         r = subprocess.run([sys.executable, str(HERE / script), *args, *json_args], capture_output=True, text=True)
         if r.returncode:
             raise SystemExit(f"bench/{script} failed: {r.stderr.strip().splitlines()[-1] if r.stderr else r.returncode}")
