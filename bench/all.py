@@ -2,10 +2,10 @@
 
     python bench/all.py [--data-dir DIR] [--quick] [--markdown]
 
-Runs `cache_build.py`, `diffusion_speed.py`, `pretrained_speed.py` and `timing_train.py` one after the other (never
-in parallel: on 2 cores they would slow each other) in fresh processes, reads the JSON each writes, and prints one
-table. Balabit rows need `--data-dir` or `FT_BALABIT_DIR`; without it they are left out and said so. `--quick`:
-fewer gestures and repeats (a smoke run, not figures to report).
+Runs `cache_build.py`, `diffusion_speed.py`, `pretrained_speed.py`, `timing_train.py`, `eval_speed.py` and
+`scaling.py` one after the other (never in parallel: on 2 cores they would slow each other) in fresh processes,
+reads the JSON each writes, and prints one table. Balabit rows need `--data-dir` or `FT_BALABIT_DIR`; without it they are left out and said so (the
+scaling rows then build synthetic logs). `--quick`: fewer gestures and repeats (a smoke run, not figures to report).
 """
 import argparse, json, os, subprocess, sys, tempfile
 from pathlib import Path
@@ -18,6 +18,7 @@ def run(script, *args) -> dict:
     with tempfile.TemporaryDirectory() as td:
         out = Path(td) / 'res.json'
         json_args = {'diffusion_speed.py': ['--json', str(out)], 'pretrained_speed.py': ['--json', str(out)],
+                     'scaling.py': ['--json', str(out)], 'eval_speed.py': ['--json', str(out)],
                      'cache_build.py': ['--json']}.get(script, [])   # timing_train.py: its last line is JSON
         r = subprocess.run([sys.executable, str(HERE / script), *args, *json_args], capture_output=True, text=True)
         if r.returncode:
@@ -45,6 +46,16 @@ def rows(data_dir, quick) -> list:
         t = run('timing_train.py', '--data-dir', data_dir)
         out += [('timing heads training, Balabit', t['default_heads_s'], 'Dirichlet heads, same epochs',
                  t['dirichlet_reference_s'], t['ratio_default_over_dirichlet'], f"≤ {t['target_s']:.0f} s")]
+    if data_dir:
+        e = run('eval_speed.py', '--data-dir', data_dir, *(['--n', '300'] if quick else []))
+        out += [(f"C2ST of every row ({e['rows']}), Balabit, {e['n_per_side']:,} a side, gbdt", e['gbdt_s'],
+                 'same table in one process', e['gbdt_one_process_s'], e['ratio'], '≤ 60 s')]
+    s = run('scaling.py', *(['--data-dir', data_dir] if data_dir else []), *(['--quick'] if quick else []))
+    for work in ('cache build', 'sampling', 'evaluation'):        # how cost grows: per-unit seconds, 4× vs 1×
+        k = work.replace(' ', '_')
+        unit = s[f'{k}_unit'] + (f", {s['data']}" if work == 'cache build' else '')
+        out += [(f'{work} per unit at 4× ({unit})', s[f'{k}_per_unit_4x_s'], 'per unit at 1×',
+                 s[f'{k}_per_unit_1x_s'], s[f'{k}_ratio_4x'], f"≤ {s['target']}×")]
     return out
 
 
@@ -58,7 +69,8 @@ def main(argv=None):
         print('no --data-dir / FT_BALABIT_DIR: the Balabit rows (cache build and hit, timing heads) are left out')
     table = rows(a.data_dir, a.quick)
     head = ('figure', 'seconds', 'reference (same run)', 'ref. seconds', 'ratio', 'target')
-    fmt = lambda r: [r[0], f'{r[1]:.2f}', r[2], f'{r[3]:.2f}', f'{r[4]:.2f}', r[5]]
+    sec = lambda x: f'{x:.2f}' if abs(x) >= 0.1 else f'{x:.3g}'   # per-unit seconds of the scaling rows are small
+    fmt = lambda r: [r[0], sec(r[1]), r[2], sec(r[3]), f'{r[4]:.2f}', r[5]]
     if a.markdown:
         print('| ' + ' | '.join(head) + ' |\n|' + '---|' * len(head))
         for r in table: print('| ' + ' | '.join(fmt(r)) + ' |')

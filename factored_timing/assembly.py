@@ -81,6 +81,9 @@ class SpatioTemporal:
     def __setattr__(self, k, v):
         raise AttributeError("SpatioTemporal is immutable")
 
+    def __reduce__(self):  # pickling (worker processes) rebuilds through the checks above
+        return _make, (self.gestures, self.lengths, self.source, self.meta, self.normalized)
+
     @property
     def kind(self):
         return self.source.split(':')[0]

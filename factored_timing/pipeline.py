@@ -455,6 +455,8 @@ def evaluate_run(cfg, cache_dir, log=print) -> tuple[dict, pd.DataFrame]:
                 f"({100 * guard['rel_diff'][k]:.0f}% off, tolerance ±{100 * guard['tol']:.0f}%)"
                 for k in guard['real']
             )
+            + "; real Δt median at generated quantile [{:.3f}, {:.3f}] (1/2 ± {:.2f} "
+            "passes)".format(*guard['median_rank'], guard['tol'] / 2)
             + " — the full model's C2ST below is reported but flagged "
             "(evaluate.strict_guard=true stops the run instead)"
         )
@@ -468,6 +470,7 @@ def evaluate_run(cfg, cache_dir, log=print) -> tuple[dict, pd.DataFrame]:
         progress=bool(cfg.run.progress),
         # runs from before the key judged with both
         detectors=tuple(OmegaConf.select(cfg, 'evaluate.detectors', default=DETECTORS)),
+        n_jobs=int(OmegaConf.select(cfg, 'evaluate.n_jobs', default=2)),
     )
     cols = ['full_acc', 'full_nn_acc', 'full_auc']
     cols += ['geometry_acc', 'geometry_nn_acc', 'geometry_auc']
@@ -494,7 +497,9 @@ def evaluate_run(cfg, cache_dir, log=print) -> tuple[dict, pd.DataFrame]:
         fig.savefig(run_dir / f'{name}.png', dpi=90, bbox_inches='tight')
         plt.close(fig)
     res = {
-        'timing_guard': {k: guard[k] for k in ('ok', 'tol', 'real', 'fake', 'rel_diff')},
+        'timing_guard': {
+            k: guard[k] for k in ('ok', 'tol', 'real', 'fake', 'rel_diff', 'median_rank')
+        },
         'endpoint_error_px': {
             'median_raw': float(g.endpoint_error_raw.median()),
             'median': float(g.endpoint_error.median()),
@@ -787,6 +792,7 @@ BOUNDS = {
             'timing.epochs',
             'timing.max_steps',
             'evaluate.n_gestures',
+            'evaluate.n_jobs',
             'evaluate.max_per_class',
             'evaluate.sample_steps',
         )
@@ -1110,12 +1116,14 @@ def ft_eval_timing(
     export: Param("write every row's gestures (exchange .npz) into this directory", str) = None,
     json: Param("print only the JSON result", bool) = False,
     threads: Param("CPU threads for torch (<= 0: torch's default)", int) = 2,
+    jobs: Param("processes judging the rows (each fit on one thread)", int) = 2,
 ):
     """Timing alone: C2ST (both detectors) of a split's real paths with (a) their own Δt, (b) the Δt
     of another gesture of the same user and length, (c) of any user, (d) the timing heads, (e) a
     previous timing model; plus the sampler statistics. The JSON result is the last line printed.
     Example: `ft_eval_timing --checkpoint runs/synthetic-seed0/timing/timing.pt --cache DIR`."""
     check_flag('ft_eval_timing', 'max_per_class', max_per_class, 10)
+    check_flag('ft_eval_timing', 'jobs', jobs, 1)
     if threads > 0:
         torch.set_num_threads(threads)
     models, stats = {}, {}
@@ -1137,7 +1145,7 @@ def ft_eval_timing(
     tick = float(data['stats']['tick']) > 0  # Dirichlet heads snap to the tick, as ft_run does
     kw = {k: {'quantize': True} for k, m in models.items() if tick and not m.ticks}
     sets = timing_sets(data, models, seed=seed, n=n if n > 0 else None, sample_kw=kw)
-    df = evaluate_timing(sets, seed, max_per_class, tuple(detectors.split(',')))
+    df = evaluate_timing(sets, seed, max_per_class, tuple(detectors.split(',')), n_jobs=jobs)
     if export:
         export_sets(sets, export)
     if not json:

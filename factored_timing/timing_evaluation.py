@@ -109,9 +109,11 @@ def timing_sets(data: dict, models: dict | None = None, seed: int = 0, n: int | 
 
 # %% ../nbs/06_timing_evaluation.ipynb #199c76bf
 def evaluate_timing(sets: TimingSets, seed: int = 0, max_per_class: int = 2000,
-                    detectors=('gbdt', 'neural'), verbose: bool = False) -> pd.DataFrame:
+                    detectors=('gbdt', 'neural'), verbose: bool = False,
+                    n_jobs: int = 1) -> pd.DataFrame:
     """C2ST of every row of `sets` against the real half A on the Δt-aware features, with each
-    detector (`evaluation.side_by_side`); rows differ only in Δt, so geometry-only is not asked."""
+    detector (`evaluation.side_by_side`, in `n_jobs` processes); rows differ only in Δt, so
+    geometry-only is not asked."""
     df = side_by_side(
         sets.real,
         sets.rows,
@@ -122,6 +124,7 @@ def evaluate_timing(sets: TimingSets, seed: int = 0, max_per_class: int = 2000,
         allow_timing_mismatch=True,
         detectors=detectors,
         verbose=verbose,
+        n_jobs=n_jobs,
     )
     return df.assign(split=sets.split, dropped=sets.dropped)
 

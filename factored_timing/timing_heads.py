@@ -325,12 +325,19 @@ def sample_ticks(
     sl = default(state_logits, lg.new_zeros(B, Z)).double()
     n = 1 if mode or not exists(target) else draws
     s = sl.argmax(-1)[None] if mode else torch.distributions.Categorical(logits=sl).sample((n,))
-    lg_s = lg.permute(0, 2, 1, 3)[torch.arange(B)[None], s]  # [n,B,T,K+1]: each draw's state
-    p = torch.softmax(lg_s, -1)
-    k = (p.argmax(-1) if mode else torch.distributions.Categorical(probs=p).sample()) * m
+    p = torch.softmax(lg, -1)  # [B,T,Z,K+1]
+    rows = torch.arange(B, device=lg.device)
+    if mode:
+        k = p[rows, :, s[0]].argmax(-1)[None]
+    else:  # inverse CDF: k = #{j : F_j < u}, one uniform per step (not K+1 exponentials)
+        cdf = p.cumsum(-1)
+        u = torch.rand(n, B, T, 1, dtype=cdf.dtype, device=cdf.device)
+        k = torch.stack([(cdf[rows, :, s[i]] < u[i]).sum(-1) for i in range(n)])
+        k = k.clamp_max(p.shape[-1] - 1)  # u above a rounded F_K
+    k = k * m  # [n,B,T]
     best = (k.sum(-1) - default(target, k.sum(-1)[0])[None]).abs().argmin(0)  # [B]
     k = k.gather(0, best[None, :, None].expand(1, B, T))[0]
-    p = p.gather(0, best[None, :, None, None].expand(1, *p.shape[1:]))[0]
+    p = p[rows, :, s.gather(0, best[None])[0]]  # [B,T,K+1]: the kept draw's state
     mean_k = (p * torch.arange(p.shape[-1], device=p.device)).sum(-1).masked_fill(~m, -1.0)
     none = k.sum(-1) == 0
     k[none, mean_k[none].argmax(-1)] = 1

@@ -272,3 +272,40 @@ def test_side_by_side_shows_progress_of_every_fit(real, cache, capsys):
     assert 'C2ST' in err and '2/2' in err, err[-500:]
     ev.side_by_side(real, gens, n_permutations=0, detectors=('gbdt',), max_per_class=100)
     assert 'C2ST' not in capsys.readouterr().err  # off by default (library calls stay quiet)
+
+
+def test_side_by_side_in_two_processes_is_the_same_table(real, cache):
+    "Issue 15 item 3: fits run in worker processes (one thread each); the table does not change."
+    gens = {'val': from_timing_cache(cache['val']), 'line': ev.straight_line(*ev.targets_of(real), real.T, dt=.03)}
+    one = ev.side_by_side(real, gens, seed=0, max_per_class=150, detectors=('gbdt',))
+    two = ev.side_by_side(real, gens, seed=0, max_per_class=150, detectors=('gbdt',), n_jobs=2)
+    pd.testing.assert_frame_equal(one, two)
+    assert one['full_p'].isna().all() and (one['full_p_binom'] < 1).all()   # permutations only on request
+
+
+def test_the_run_config_judges_in_parallel_without_permutations():
+    from factored_timing.pipeline import ConfigError, run_config, validate_config
+    cfg = run_config()
+    assert cfg.evaluate.n_permutations == 0 and cfg.evaluate.n_jobs == 2
+    with pytest.raises(ConfigError, match='evaluate.n_jobs must be ≥ 1'):
+        validate_config(run_config(['evaluate.n_jobs=0']))
+
+
+def test_guard_reads_the_median_of_a_lattice_clock_by_its_rank(real):
+    "Two clusters of Δt: the median jumps a cluster on a 2-point shift of the mix; a scale error still fails."
+    g = real.gestures.copy()
+    m = real.mask
+    dt = g[..., 2]
+    fast = np.cumsum(m.ravel()).reshape(m.shape) <= 0.51 * m.sum()      # the first 51 % of steps at 16 ms
+    dt[m] = np.where(fast[m], 0.016, 0.109)
+    a = from_timing_cache({'dxdy': g[..., :2], 'dt': dt, 'lengths': real.lengths, 'split': 'test'})
+    fast2 = np.cumsum(m.ravel()).reshape(m.shape) <= 0.49 * m.sum()
+    dt2 = dt.copy()
+    dt2[m] = np.where(fast2[m], 0.016, 0.109)
+    b = from_timing_cache({'dxdy': g[..., :2], 'dt': dt2, 'lengths': real.lengths, 'split': 'val'})
+    r = ev.check_timing_guard(a, b, allow=True)
+    assert r['rel_diff']['dt_median'] > 5 and r['ok'], r
+    dt3 = dt.copy()
+    dt3[m] *= 1.3
+    c = from_timing_cache({'dxdy': g[..., :2], 'dt': dt3, 'lengths': real.lengths, 'split': 'val'})
+    assert ev.check_timing_guard(a, c, allow=True)['median_rank'] == (0.0, 0.0)
