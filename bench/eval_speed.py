@@ -22,20 +22,21 @@ from factored_timing.peers import peer_baselines
 from factored_timing.pretrained import attach_timing_model, load_pretrained
 
 
-def rows_of_the_table(data_dir, n, seed=0) -> tuple:
-    "Real test gestures and every generator row of ft_run's table, for n test targets."
-    cdir = build_cache('balabit', data_dir=data_dir, out=tempfile.mkdtemp(prefix='ft_eval_speed_'), seed=seed)
+def rows_of_the_table(data_dir, n, out, seed=0) -> tuple:
+    "Real test gestures and every generator row of ft_run's table for n test targets; the cache is built under `out`."
+    cdir = build_cache('balabit', data_dir=data_dir, out=out, seed=seed)
     test, val, train = (load_timing_cache(cdir, s) for s in ('test', 'val', 'train'))
     rng = np.random.default_rng(seed)
-    pick = lambda c: rng.choice(len(c['lengths']), min(n, len(c['lengths'])), replace=False)
+    pick = lambda c, k=n: rng.choice(len(c['lengths']), min(k, len(c['lengths'])), replace=False)
     rows = pick(test)
     real = from_timing_cache(test, rows)
     model = load_pretrained('balabit')
     net, lengths = targets_of(real)
-    g = model.geometry.sample(torch.as_tensor(lengths), torch.as_tensor(net).float(), torch.as_tensor(real.meta['user']),
-                              steps=int(model.card['sample_steps']), solver=model.card['solver'], seed=seed)
+    g = model.geometry.sample(torch.as_tensor(lengths), torch.as_tensor(net).float(),
+                              torch.as_tensor(np.array(real.meta['user'])), steps=int(model.card['sample_steps']),
+                              solver=model.card['solver'], seed=seed)
     ours = attach_timing_model(g, model.timing, model.stats, seed=seed, quantize=model.quantize)
-    fit = from_timing_cache(train, pick(train)[:2000])
+    fit = from_timing_cache(train, pick(train, 2000))          # as ft_run fits HumanMoveMouse
     gens = {'control: real val vs test': from_timing_cache(val, pick(val)),
             **classical_baselines(real, seed=seed), **peer_baselines(real, seed=seed, fit=fit),
             **timing_ablations(g.x, {'mask': g.mask, 'user': g.user}, train['stats'],
@@ -60,7 +61,8 @@ def main(argv=None):
     a = p.parse_args(argv)
     if not a.data_dir:
         raise SystemExit('bench/eval_speed.py: error: needs --data-dir or FT_BALABIT_DIR (the Balabit logs)')
-    real, gens = rows_of_the_table(a.data_dir, a.n)
+    with tempfile.TemporaryDirectory(prefix='ft_eval_speed_') as td:
+        real, gens = rows_of_the_table(a.data_dir, a.n, td)
     print(f"{len(gens)} rows, {len(real)} real test gestures: {', '.join(gens)}")
     df, t_par = timed(real, gens, a.n, detectors=('gbdt',), n_jobs=a.jobs)
     ref, t_one = timed(real, gens, a.n, detectors=('gbdt',), n_jobs=1)

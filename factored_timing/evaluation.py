@@ -1125,6 +1125,16 @@ def _judge(detector, a, b, seed, n_permutations, max_per_class, neural_kw) -> tu
     return r, time.time() - t0
 
 
+def _same_paths(generators: dict) -> dict:
+    """Each generator's name → the first generator with the same paths (Δx, Δy, L): rows that
+    share a path (our geometry under other timings) share their geometry-only fits."""
+    first, same_as = {}, {}
+    for name, st in generators.items():
+        key = hashlib.sha1(st.lengths.tobytes() + np.ascontiguousarray(st.dxdy).tobytes())
+        same_as[name] = first.setdefault(key.hexdigest(), name)
+    return same_as
+
+
 def side_by_side(
     real_test: SpatioTemporal,
     generators: dict,
@@ -1160,11 +1170,7 @@ def side_by_side(
     fake_in = dict(zip(generators, Parallel(n_jobs)(
         delayed(judge_inputs)(st, variants, detectors) for st in generators.values()
     )))
-    # rows sharing a path (our geometry under other timings) share their geometry-only fits
-    first, same_as = {}, {}
-    for name, st in generators.items():
-        key = hashlib.sha1(st.lengths.tobytes() + np.ascontiguousarray(st.dxdy).tobytes())
-        same_as[name] = first.setdefault(key.hexdigest(), name)
+    same_as = _same_paths(generators)
     fits = [(name, v, d) for name in generators for v in variants for d in detectors
             if v != 'geometry' or same_as[name] == name]
     fits.sort(key=lambda f: f[2] != 'neural')  # the long fits first: no core idles at the end

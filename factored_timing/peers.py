@@ -143,10 +143,12 @@ def _check_targets(net, lengths, T: int):
 
 # %% ../nbs/06_peers.ipynb #62e32e60
 def _run_peer(one, net, lengths, T: int, seed: int, name: str, meta: dict) -> SpatioTemporal:
-    "`one(tgt, L, seed) -> (P [L+1,2] px from 0, t [L+1] s)` for every target, packed."
+    """`one(tgt, L, seed) -> (P [L+1,2] px from 0, t [L+1] s)` for every target, packed. A peer
+    whose clock runs backwards (a fitted HumanMoveMouse can draw Δt < 0) is held until its time
+    catches up, as a log would record it: those steps get Δt = 0, counted in `backward_steps`."""
     net, lengths = _check_targets(net, lengths, T)
     paths, dts = [], []
-    zero = 0
+    zero = back = 0
     for tgt, L, s in zip(net, lengths, _gesture_seeds(seed, len(net))):
         if np.round(tgt).any():
             P, t = one(tgt, int(L), s)
@@ -155,9 +157,13 @@ def _run_peer(one, net, lengths, T: int, seed: int, name: str, meta: dict) -> Sp
             zero += 1
         if len(P) != L + 1 or len(t) != L + 1:
             raise RuntimeError(f"{name}: {len(P) - 1} steps for L = {L}; not the version in PEERS?")
+        back += int((np.diff(t) < 0).sum())
         paths.append(P)
-        dts.append(np.diff(t))
-    return _pack_paths(paths, dts, T, name, {**meta, 'seed': seed, 'zero_targets': zero})
+        dts.append(np.diff(np.maximum.accumulate(t)))
+    if back:
+        warnings.warn(f"{name}: {back} steps with time running backwards held at Δt = 0")
+    meta = {**meta, 'seed': seed, 'zero_targets': zero, 'backward_steps': back}
+    return _pack_paths(paths, dts, T, name, meta)
 
 # %% ../nbs/06_peers.ipynb #afe31168
 def _cursory_gesture(tgt, L: int, seed: int):
