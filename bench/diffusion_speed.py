@@ -1,7 +1,7 @@
 """Speed of the default CPU geometry diffusion model (benchmark, not a test).
 
 Prints training throughput (samples/s), sampling throughput (gestures/s) at the config's sampler
-(`diffusion.solver`, `diffusion.sample_steps`: DPM-Solver++ at 10 steps) and at DDIM 50 steps (the
+(`diffusion.solver`, `diffusion.sample_steps`: UniPC at 6 steps) and at DDIM 50 steps (the
 old default), and, as a same-run reference, the model's bare forward pass under
 `torch.inference_mode` (optionally `torch.compile`) — the ratio sampler/forward shows what the
 scheduler loop costs. Target (issue 15): 10 000 gestures in ≤ 10 s on 2 CPU cores at the

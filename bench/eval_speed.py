@@ -17,18 +17,16 @@ import pandas as pd
 
 from factored_timing.assembly import from_timing_cache
 from factored_timing.cache import build_cache, load_timing_cache
-from factored_timing.evaluation import classical_baselines, side_by_side, targets_of, timing_ablations
-from factored_timing.peers import peer_baselines
+from factored_timing.evaluation import side_by_side, targets_of
+from factored_timing.pipeline import table_rows
 from factored_timing.pretrained import attach_timing_model, load_pretrained
 
 
 def rows_of_the_table(data_dir, n, out, seed=0) -> tuple:
-    "Real test gestures and every generator row of ft_run's table for n test targets; the cache is built under `out`."
+    "Real test gestures and every generator row of ft_run's table (`table_rows`) for n test targets; cache under `out`."
     cdir = build_cache('balabit', data_dir=data_dir, out=out, seed=seed)
     test, val, train = (load_timing_cache(cdir, s) for s in ('test', 'val', 'train'))
-    rng = np.random.default_rng(seed)
-    pick = lambda c, k=n: rng.choice(len(c['lengths']), min(k, len(c['lengths'])), replace=False)
-    rows = pick(test)
+    rows = np.random.default_rng(seed).choice(len(test['lengths']), min(n, len(test['lengths'])), replace=False)
     real = from_timing_cache(test, rows)
     model = load_pretrained('balabit')
     net, lengths = targets_of(real)
@@ -36,13 +34,7 @@ def rows_of_the_table(data_dir, n, out, seed=0) -> tuple:
                               torch.as_tensor(np.array(real.meta['user'])), steps=int(model.card['sample_steps']),
                               solver=model.card['solver'], seed=seed)
     ours = attach_timing_model(g, model.timing, model.stats, seed=seed, quantize=model.quantize)
-    fit = from_timing_cache(train, pick(train, 2000))          # as ft_run fits HumanMoveMouse
-    gens = {'control: real val vs test': from_timing_cache(val, pick(val)),
-            **classical_baselines(real, seed=seed), **peer_baselines(real, seed=seed, fit=fit),
-            **timing_ablations(g.x, {'mask': g.mask, 'user': g.user}, train['stats'],
-                               train, seed=seed),
-            'factored model (ours)': ours}
-    return real, gens
+    return real, table_rows(real, g, ours, val, train, seed=seed, log=lambda m: None)
 
 
 def timed(real, gens, n, **kw) -> tuple:

@@ -14,7 +14,12 @@ import torch.distributed as dist
 from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
-from diffusers import DDPMScheduler, DDIMScheduler, DPMSolverMultistepScheduler
+from diffusers import (
+    DDPMScheduler,
+    DDIMScheduler,
+    DPMSolverMultistepScheduler,
+    UniPCMultistepScheduler,
+)
 from tqdm.auto import tqdm
 
 # %% auto #0
@@ -245,7 +250,7 @@ def default_spacing(objective: str) -> str:
     return 'trailing' if OBJECTIVES.get(objective, objective) == 'v_prediction' else 'leading'
 
 
-SOLVERS = ('ddim', 'dpm++')
+SOLVERS = ('ddim', 'dpm++', 'unipc')
 
 
 def make_sampler(
@@ -256,10 +261,15 @@ def make_sampler(
     clip_sample_range: float | None = None,
 ):
     """The sampler sharing the training schedule and prediction type of `scheduler`: DDIM (x̂₀
-    clipped to ±`clip_sample_range` if given) or DPM-Solver++ (2nd-order multistep, no clipping)."""
+    clipped to ±`clip_sample_range` if given), DPM-Solver++ (2nd-order multistep) or UniPC
+    (2nd-order multistep predictor-corrector, bh2); no clipping for the last two."""
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
     spacing = timestep_spacing or default_spacing(scheduler.config.prediction_type)
+    if solver == 'unipc':  # UniPC (Zhao et al. 2023): the corrector reuses x̂₀ of the next step
+        return UniPCMultistepScheduler.from_config(
+            scheduler.config, solver_order=2, timestep_spacing=spacing
+        )
     if solver == 'dpm++':
         return DPMSolverMultistepScheduler.from_config(
             scheduler.config,
@@ -331,9 +341,10 @@ def ddim_sample(
     solver: str = 'ddim',
     project=None,
 ):
-    """Sampling with `solver` (`make_sampler`: DDIM or DPM-Solver++) in the model's space [B,T,C]
-    (zero on padding) for a boolean `mask` [B,T]; `eta` is DDIM's. `project` (x̂₀ → x̂₀), if given,
-    is applied to every step's x̂₀ and the model output replaced by the one that predicts it."""
+    """Sampling with `solver` (`make_sampler`: DDIM, DPM-Solver++ or UniPC) in the model's space
+    [B,T,C] (zero on padding) for a boolean `mask` [B,T]; `eta` is DDIM's. `project` (x̂₀ → x̂₀), if
+    given, is applied to every step's x̂₀ and the model output replaced by the one that predicts
+    it."""
     ddim = make_sampler(
         scheduler,
         solver=solver,
@@ -341,7 +352,7 @@ def ddim_sample(
         clip_sample_range=clip_sample_range,
     )
     ddim.set_timesteps(steps)
-    kw = {'eta': eta} if solver == 'ddim' else {}
+    kw = {'eta': eta, 'generator': generator} if solver == 'ddim' else {}  # ODE solvers
     B, T = mask.shape
     dev = next(model.parameters()).device
     m = mask[..., None].to(dev, torch.float32)
@@ -351,7 +362,7 @@ def ddim_sample(
         if project is not None:
             a = scheduler.alphas_cumprod.to(dev)[t]
             out = output_for_x0(project(x0_from_output(out, x, a, scheduler)), x, a, scheduler) * m
-        x = ddim.step(out, t, x, generator=generator, **kw).prev_sample * m
+        x = ddim.step(out, t, x, **kw).prev_sample * m
     return x
 
 # %% ../nbs/04_diffusion.ipynb #324b0b21
@@ -630,9 +641,10 @@ def sample(
     solver: str = 'ddim',
     project: bool = False,
 ) -> GeometrySample:
-    """Samples for the targets (`solver`: 'ddim' or 'dpm++', `steps` of it); endpoint corrected
-    (Σ Δ = net exactly) if `correct`; with `project` every step's x̂₀ is put on the endpoint
-    (`correct_endpoint`) and the sampler goes on from there, so the model smooths the correction."""
+    """Samples for the targets (`solver`: 'ddim', 'dpm++' or 'unipc', `steps` of it); endpoint
+    corrected (Σ Δ = net exactly) if `correct`; with `project` every step's x̂₀ is put on the
+    endpoint (`correct_endpoint`) and the sampler goes on from there, so the model smooths the
+    correction."""
     T, stats = self.spec.T, self.spec.stats
     lengths, net = torch.as_tensor(lengths).long(), torch.as_tensor(net).float()
     if (lengths < 1).any() or (lengths > T).any():

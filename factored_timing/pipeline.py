@@ -101,12 +101,12 @@ from .timing_evaluation import timing_sets, evaluate_timing, export_sets
 # %% auto #0
 __all__ = ['CONF_MODULE', 'RUN_KEYS', 'DATASETS', 'NULLABLE', 'CHOICES', 'BOUNDS', 'load_config', 'run_config', 'need', 'plain',
            'timing_options', 'train_config', 'geometry_spec', 'train_geometry', 'attach_timing', 'generate',
-           'run_paths', 'load_run', 'evaluate_run', 'check_run_dir', 'run_pipeline', 'plot_paths', 'write_report',
-           'ConfigError', 'validate_config', 'job_config', 'ft_run', 'ft_train_diffusion', 'tool', 'check_flag',
-           'ft_build_cache', 'train_timing_heads', 'ft_train_timing', 'ft_compare_timing', 'ft_eval_timing',
-           'ft_export_real', 'sample_run', 'ft_sample', 'ft_eval', 'ft_x0_diagnostics', 'portable', 'model_card',
-           'bundle_parts', 'pretrained_from_run', 'export_pretrained', 'card_markdown', 'ft_export_pretrained',
-           'timing_summary', 'run_short', 'ft_run_short']
+           'run_paths', 'load_run', 'table_rows', 'evaluate_run', 'check_run_dir', 'run_pipeline', 'plot_paths',
+           'write_report', 'ConfigError', 'validate_config', 'job_config', 'ft_run', 'ft_train_diffusion', 'tool',
+           'check_flag', 'ft_build_cache', 'train_timing_heads', 'ft_train_timing', 'ft_compare_timing',
+           'ft_eval_timing', 'ft_export_real', 'sample_run', 'ft_sample', 'ft_eval', 'ft_x0_diagnostics', 'portable',
+           'model_card', 'bundle_parts', 'pretrained_from_run', 'export_guard', 'export_pretrained', 'card_markdown',
+           'ft_export_pretrained', 'timing_summary', 'run_short', 'ft_run_short']
 
 # %% ../nbs/06a_pipeline.ipynb #4efc529e
 CONF_MODULE = 'factored_timing.conf'
@@ -403,6 +403,27 @@ def load_run(run_dir):
     return OmegaConf.load(p['config']), cache
 
 
+def table_rows(real, g: GeometrySample, st, val, train, *, seed=0, peers=True, log=print) -> dict:
+    """Every generator of the side-by-side table for held-out `real` gestures: the control (as many
+    real `val` gestures), the classical baselines, the installed peers when `peers` (HumanMoveMouse
+    fitted on 2,000 `train` gestures too), the timing ablations of our geometry `g`, and the
+    factored model `st` (its Δt on `g`); `val`, `train`: timing-cache splits."""
+    found = {}
+    if peers:  # the libraries people install instead (the `peers` extra)
+        fit = from_timing_cache(train, _subset(len(train['lengths']), 2000, seed))
+        found = peer_baselines(real, seed=seed, fit=fit)
+        log(f"peers: {sorted(found) or 'none installed'} ({PIP_HINT} adds them)")
+    return {
+        'control: real val vs test': from_timing_cache(
+            val, _subset(len(val['lengths']), len(real), seed + 1)
+        ),
+        **classical_baselines(real, seed=seed),
+        **found,
+        **timing_ablations(g.x, {'mask': g.mask, 'user': g.user}, train['stats'], train, seed=seed),
+        'factored model (ours)': st,
+    }
+
+
 def evaluate_run(cfg, cache_dir, log=print) -> tuple[dict, pd.DataFrame]:
     """Generate on held-out targets through the assembly helper and score every generator with the
     same C2ST."""
@@ -431,19 +452,8 @@ def evaluate_run(cfg, cache_dir, log=print) -> tuple[dict, pd.DataFrame]:
         f"(before correction {float(g.endpoint_error_raw.median()):.2f}px)"
     )
     t0 = time.time()
-    ctrl = from_timing_cache(val, _subset(len(val['lengths']), len(rows), seed + 1))
-    peers = {}
-    if need(cfg, 'evaluate.peers'):  # the libraries people install instead (the `peers` extra)
-        fit = from_timing_cache(train, _subset(len(train['lengths']), 2000, seed))
-        peers = peer_baselines(real, seed=seed, fit=fit)
-        log(f"peers: {sorted(peers) or 'none installed'} ({PIP_HINT} adds them)")
-    gens = {
-        'control: real val vs test': ctrl,
-        **classical_baselines(real, seed=seed),
-        **peers,
-        **timing_ablations(g.x, {'mask': g.mask, 'user': g.user}, train['stats'], train, seed=seed),
-        'factored model (ours)': st,
-    }
+    peers = need(cfg, 'evaluate.peers')
+    gens = table_rows(real, g, st, val, train, seed=seed, peers=peers, log=log)
     guard = check_timing_guard(
         real, st, allow=not bool(cfg.evaluate.strict_guard)
     )  # raises when strict
@@ -767,7 +777,7 @@ CHOICES = {
     'data.synthetic_clock': ('tick', 'ms'),
     'training.objective': ('v', 'epsilon'),
     'diffusion.representation': ('asinh', 'deltas', 'chord'),
-    'diffusion.solver': ('ddim', 'dpm++'),
+    'diffusion.solver': SOLVERS,
     'timing.profile_param': ('auto', 'ticks', 'direct', 'template', 'cumulative'),
     'diffusion.timestep_spacing': (None, 'leading', 'trailing', 'linspace'),
 }
@@ -1352,6 +1362,21 @@ def pretrained_from_run(run_dir) -> Pretrained:
         return dataclasses.replace(load_pretrained(Path(d) / 'run.pt'), path=Path(run_dir))
 
 
+def export_guard(model: Pretrained, run_dir) -> dict:
+    """The timing guard (plan 001 §6) of a bundle at its default sampler: the run's held-out test
+    gestures (`evaluate.n_gestures`, the run's seed) against the bundle's for the same targets."""
+    cfg, cdir = load_run(run_dir)
+    test, seed = load_timing_cache(cdir, 'test'), int(cfg.seed)
+    rows = _subset(len(test['lengths']), int(cfg.evaluate.n_gestures), seed)
+    net, L, user = test['dxdy'][rows].sum(1), test['lengths'][rows], test['user'][rows]
+    g = check_timing_guard(
+        from_timing_cache(test, rows), model.generate(net, L, user, seed=seed), allow=True
+    )
+    rel = {k: float(v) for k, v in g['rel_diff'].items()}  # plain floats: weights_only loads them
+    return {'ok': bool(g['ok']), 'n': len(rows), 'rel_diff': rel,
+            'median_rank': list(g['median_rank']), 'sampler': _sampler_words(model.card)}
+
+
 def export_pretrained(
     run_dir, out, *, name=None, n_targets=5000, check_n=500, solver=None, sample_steps=None,
     note=None,
@@ -1374,6 +1399,8 @@ def export_pretrained(
     save_pretrained(out, **kw)
     check = check_statistics(load_pretrained(out), check_n)
     card['check'] = {'n': check_n, 'seed': 0, 'stats': check}
+    card['timing_guard'] = export_guard(load_pretrained(out), run_dir)  # at the bundle's sampler
+    card['timing_guard_ok'] = card['timing_guard']['ok']
     card['size_bytes'] = out.stat().st_size
     save_pretrained(out, **kw)
     out.with_suffix('.md').write_text(card_markdown(card))
@@ -1382,6 +1409,16 @@ def export_pretrained(
 # %% ../nbs/06a_pipeline.ipynb #a3a025f2
 def _sampler_words(c: dict) -> str:
     return f"{c['solver']}, {c['sample_steps']} steps"
+
+
+def _guard_words(c: dict) -> str:
+    g = c.get('timing_guard')  # a card exported before the guard was checked at export: the run's
+    if not g:
+        return str(c['timing_guard_ok'])
+    rel = ', '.join(f"{k} {100 * v:.1f} %" for k, v in g['rel_diff'].items())
+    lo, hi = g['median_rank']
+    return (f"{g['ok']} ({g['n']} test targets at {g['sampler']}: |off| {rel}; real Δt median at "
+            f"the generated quantiles [{lo:.3f}, {hi:.3f}])")
 
 
 def card_markdown(card: dict) -> str:
@@ -1401,7 +1438,7 @@ def card_markdown(card: dict) -> str:
         f"- **Sampler**: {_sampler_words(card)} (the default of `sample`); "
         f"file {card['size_bytes'] / 1e6:.2f} MB, weights only",
         f"- **Endpoint error** (median px): {card['endpoint_error_px']}",
-        f"- **Timing guard** (plan 001 §6) passed: {card['timing_guard_ok']}",
+        f"- **Timing guard** (plan 001 §6) passed: {_guard_words(card)}",
         '',
         f"## Side-by-side C2ST ({card['n_gestures']} held-out test gestures a side, sampled by "
         f"{_sampler_words(card.get('evaluated_with', card))})",
@@ -1426,7 +1463,7 @@ def ft_export_pretrained(
     run: Param("a finished ft_run directory", str, required=True) = None,
     out: Param("the bundle to write (.pt); its card goes beside it", str, required=True) = None,
     name: Param("the model's name (default: the file's stem)", str) = None,
-    solver: Param("the bundle's default sampler: ddim or dpm++ (default: the run's)", str) = None,
+    solver: Param("the bundle's sampler: ddim, dpm++ or unipc (default: the run's)", str) = None,
     steps: Param("the bundle's default denoising steps (default: the run's)", int) = None,
     note: Param("a line for the card: what the run's command does not say", str) = None,
 ):
