@@ -1110,7 +1110,7 @@ def _identify(dataset, data_dir, cfg, synth, man) -> tuple[str, Counter]:
         return source, counts
     files = find_session_files(data_dir, SkipLog())
     counts = Counter(u for u, _ in files)
-    if man.get('stamp') and _stamp_files(files) == man['stamp']:
+    if man.get('stamp') and man.get('source') and _stamp_files(files) == man['stamp']:
         return man['source'], counts
     return _hash_files(files)[0], counts
 
@@ -1135,10 +1135,10 @@ def _nothing_left(what, skips) -> str:
     return f"{what}; {n} file(s) skipped for their time unit, e.g. {skips.examples['time_unit'][0]}"
 
 
-def _check_reuse(cdir, fp):
-    """Pass when `cdir` holds the cache of fingerprint `fp` with every file present and intact;
-    otherwise a one-line `StaleCacheError` naming what differs and `rebuild=True`."""
-    man = load_manifest(cdir)
+def _check_reuse(cdir, fp, man):
+    """Pass when `cdir` (its manifest `man`) holds the cache of fingerprint `fp` with every file
+    present and intact; otherwise a one-line `StaleCacheError` naming what differs and
+    `rebuild=True`."""
     old = man.get('fingerprint')
     hint = 'pass rebuild=True (--rebuild) to replace it, or another --out'
     if old != fp:
@@ -1189,7 +1189,7 @@ def build_cache(
     if reuse:  # the data is identified (hashed), never parsed
         man = load_manifest(cdir)
         fp = fingerprint(*_identify(dataset, data_dir, cfg, synth, man))
-        _check_reuse(cdir, fp)
+        _check_reuse(cdir, fp, man)
         if verbose:
             print(f'reusing {cdir} (fingerprint {fp})')
         return cdir

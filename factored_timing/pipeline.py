@@ -1397,9 +1397,9 @@ def export_pretrained(
     run = portable(str(Path(run_dir).absolute()), _card_paths(load_run(run_dir)[0]))
     card['export_command'] = f"ft_export_pretrained --run {run} --out {out}{sampler}"
     save_pretrained(out, **kw)
-    check = check_statistics(load_pretrained(out), check_n)
-    card['check'] = {'n': check_n, 'seed': 0, 'stats': check}
-    card['timing_guard'] = export_guard(load_pretrained(out), run_dir)  # at the bundle's sampler
+    model = load_pretrained(out)
+    card['check'] = {'n': check_n, 'seed': 0, 'stats': check_statistics(model, check_n)}
+    card['timing_guard'] = export_guard(model, run_dir)  # at the bundle's sampler
     card['timing_guard_ok'] = card['timing_guard']['ok']
     card['size_bytes'] = out.stat().st_size
     save_pretrained(out, **kw)
